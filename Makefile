@@ -1,0 +1,164 @@
+# tm-telemetry build. Plain GNU make; everything lands in $(BUILD) (default build/).
+#
+#   make            release build (-O2 -g) of libtm and every program
+#   make test       installs missing Debian packages, then builds and runs unit and
+#                   integration tests twice (plain, then ASan+UBSan in build/san),
+#                   a libFuzzer smoke run of every fuzz target, and the source checks
+#   make fuzz       libFuzzer targets (clang) in build/fuzz, run FUZZ_SECONDS each
+#   make bench      benchmarks (tests/bench), each against a reference run beside it
+#   make run        the whole system on loopback (see tools/run-dev.sh)
+#   make format / make check-format / make clean
+#
+# SANITIZE=address,undefined builds with those sanitizers (used by 'make test').
+
+BUILD ?= build
+CC ?= cc
+CLANG ?= clang
+SANITIZE ?=
+FUZZ_SECONDS ?= 60
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
+	-Wmissing-prototypes -Wold-style-definition -Wvla -Wundef
+OPT ?= -O2 -g
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
+CFLAGS ?=
+CFLAGS += -std=c11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
+
+PKGS := libevent libevent_openssl libevent_pthreads rdkafka hiredis jansson inih zlib openssl
+# pkg-config runs once, on first use (after 'deps' has installed what was missing).
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+LDLIBS = $(PKG_LIBS) -lm -lpthread
+
+ifneq ($(SANITIZE),)
+CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+OBJ := $(BUILD)/obj
+LIBTM := $(BUILD)/libtm.a
+LIBTM_SRCS := $(wildcard common/*.c)
+LIBTM_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(LIBTM_SRCS))
+
+# Programs: name and the folder holding its sources (all *.c in that folder).
+PROGRAMS := tm-devkafka tm-collector tm-aggregator tm-dashboard tm-agent tmctl tm-loadgen
+tm-devkafka_DIR := tools/devkafka
+tm-collector_DIR := collector
+tm-aggregator_DIR := aggregator
+tm-dashboard_DIR := dashboard
+tm-agent_DIR := agent
+tmctl_DIR := tools/tmctl
+tm-loadgen_DIR := tools/loadgen
+
+BINS :=
+define program
+$(1)_SRCS := $$(wildcard $$($(1)_DIR)/*.c)
+ifneq ($$($(1)_SRCS),)
+BINS += $$(BUILD)/$(1)
+$$(BUILD)/$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS)) $$(LIBTM)
+	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endif
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program,$(p))))
+
+# Tests: one binary per tests/unit/test_*.c and tests/integration/test_*.c; fuzz targets
+# are also built as replay drivers (plain cc) that run their corpus in 'make test'.
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRCS))
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
+INTEG_HELPERS := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
+INTEG_HELPER_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(INTEG_HELPERS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
+TEST_BINS := $(UNIT_BINS) $(INTEG_BINS) $(REPLAY_BINS) $(BENCH_BINS)
+
+.PHONY: all deps binaries tests-build test test-run fuzz fuzz-build fuzz-smoke bench run \
+	clean format check-format check-banned
+
+all: deps
+	@$(MAKE) --no-print-directory binaries
+
+deps:
+	@./deploy/install-deps.sh
+
+binaries: $(LIBTM) $(BINS)
+
+tests-build: binaries $(TEST_BINS)
+
+$(LIBTM): $(LIBTM_OBJS)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(OBJ)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/unit/%: $(OBJ)/tests/unit/%.o $(LIBTM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/integration/%: $(OBJ)/tests/integration/%.o $(INTEG_HELPER_OBJS) $(LIBTM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BUILD)/tests/bench/%: $(OBJ)/tests/bench/%.o $(LIBTM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/fuzz/replay_%: $(OBJ)/tests/fuzz/fuzz_%.o $(OBJ)/tests/fuzz/replay.o $(LIBTM)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# 'make test': the plain pass, the sanitizer pass, the fuzz smoke run, the source checks.
+test: deps
+	@$(MAKE) --no-print-directory tests-build
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san SANITIZE=address,undefined tests-build
+	@$(MAKE) --no-print-directory check-banned check-format
+	@$(MAKE) --no-print-directory FUZZ_SECONDS=10 fuzz
+	@tests/run-tests.sh $(BUILD) $(BUILD)/san
+
+# Runs the tests of one build directory (used by 'make test'; handy alone).
+test-run:
+	@tests/run-tests.sh $(BUILD)
+
+# libFuzzer: libtm and the targets rebuilt with clang and -fsanitize=fuzzer.
+FUZZ_BUILD := $(BUILD)/fuzz
+fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run-fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_NAMES)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(CLANG) \
+		OPT="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+		$(LIBTM) $(patsubst %,$(FUZZ_BUILD)/fuzz_%,$(FUZZ_NAMES))
+
+$(BUILD)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBTM)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory binaries tests-build
+	@tests/bench/run-bench.sh $(BUILD)
+
+run: deps
+	@$(MAKE) --no-print-directory binaries
+	@tools/run-dev.sh $(BUILD)
+
+check-banned:
+	@tests/check-banned.sh
+
+C_FILES = $(shell git ls-files --cached --others --exclude-standard '*.c' '*.h')
+
+format:
+	clang-format -i $(C_FILES)
+
+check-format:
+	@clang-format --dry-run --Werror $(C_FILES) && echo "check-format: ok"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(OBJ) -name '*.d' 2>/dev/null)

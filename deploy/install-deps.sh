@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian packages tm-telemetry needs to build, test and run.
+# Idempotent: does nothing when every package is already installed; otherwise runs
+# 'apt-get update' once and installs only what is missing. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # build
+  build-essential pkg-config clang llvm
+  libevent-dev librdkafka-dev zlib1g-dev libhiredis-dev libssl-dev
+  libjansson-dev libinih-dev liblz4-dev libzstd-dev
+  # test
+  libcmocka-dev redis-server redis-tools kcat curl util-linux openssl python3
+  # benchmarks
+  rsyslog rsyslog-kafka
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  case "$status" in
+    ii*) ;;
+    *) missing+=("$p") ;;
+  esac
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The rsyslog package starts a system daemon on install; tests start their own instances.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now rsyslog redis-server >/dev/null 2>&1 || true
+fi

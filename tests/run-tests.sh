@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs every test program of the given build directories: unit tests, integration tests
+# (real processes on loopback) and the fuzz corpus replays. Sums cmocka's per-program
+# results; a program that dies before printing its summary counts as one failure.
+# Closes with "N passed, N failed" and exits non-zero on any failure.
+set -u
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here" || exit 1
+[ $# -ge 1 ] || { echo "usage: $0 BUILD_DIR..." >&2; exit 2; }
+
+# Sanitizers: any report fails the run.
+export ASAN_OPTIONS="abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$here/tests/lsan.supp:print_suppressions=0"
+
+passed=0
+failed=0
+failures=()
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/tm-tests.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+run_one() {
+  local build=$1 bin=$2 name log rc p f
+  name=${bin#"$build"/}
+  log="$logdir/$(echo "$build/$name" | tr '/' '_').log"
+  printf '%-60s ' "$build/$name"
+  TM_BUILD="$build" TM_ROOT="$here" timeout 600 "$bin" "${@:3}" >"$log" 2>&1
+  rc=$?
+  p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+  f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
+    echo "ok ($p)"
+  else
+    echo "FAILED (exit $rc, $f failed)"
+    failures+=("$build/$name")
+    sed 's/^/    | /' "$log" | tail -n 60
+  fi
+}
+
+for build in "$@"; do
+  for bin in "$build"/tests/unit/test_* "$build"/tests/integration/test_*; do
+    [ -x "$bin" ] || continue
+    run_one "$build" "$bin"
+  done
+  for bin in "$build"/tests/fuzz/replay_*; do
+    [ -x "$bin" ] || continue
+    target=${bin##*/replay_}
+    run_one "$build" "$bin" "tests/fuzz/corpus/$target"
+  done
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+  echo "failed programs: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
