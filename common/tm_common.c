@@ -1,6 +1,7 @@
 /*
  * tm_common.c - small string and number helpers shared by every module; they exist so
- * that no code needs strcpy, sprintf or atoi (see tests/check-banned.sh).
+ * that no code needs the unbounded copy and unchecked conversion functions that
+ * tests/check-banned.sh refuses.
  */
 #include "tm/tm_common.h"
 

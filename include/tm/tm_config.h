@@ -11,13 +11,18 @@
  * Sections a table cannot list in advance (one per input, per identity) go to the
  * optional dynamic callback of struct tm_config_spec.
  *
+ * Format (docs/config.md): "key = value" lines under "[section]" headers; section and
+ * key names are case-sensitive; whole-line comments start with ';' or '#', inline ones
+ * with " ;". A line holds at most 4095 bytes and a section name at most 49.
+ * inih's switches are process-wide, so two threads must not load at the same time.
+ *
  * Values:
  *   TM_CONF_STRING    char array of opt->size bytes at the offset (too long is an error)
  *   TM_CONF_INT       int64_t, decimal, within [min, max]
  *   TM_CONF_BOOL      bool: true/false, yes/no, on/off, 1/0
- *   TM_CONF_SIZE      uint64_t bytes: 123, 64k, 16KiB, 8M, 16MiB, 1G (k/KiB = 1024) within [min, max]
+ *   TM_CONF_SIZE      uint64_t bytes: 123, 64k, 16KiB, 8M, 16MiB, 1G (k = 1024), in [min, max]
  *   TM_CONF_DURATION  int64_t milliseconds: 250ms, 10s, 5m, 24h, 7d (a bare number is seconds)
- *   TM_CONF_ADDR      char array of opt->size bytes holding a valid HOST:PORT
+ *   TM_CONF_ADDR      char array of opt->size bytes: a valid HOST:PORT, or empty (off)
  *   TM_CONF_ENUM      int: index of the value in opt->choices (NULL-terminated list)
  */
 #ifndef TM_CONFIG_H
@@ -42,12 +47,13 @@ struct tm_config_option {
     const char *section; /* "" for keys before any [section] */
     const char *key;
     enum tm_config_type type;
-    const char *def;      /* default, in the same text form as the file; NULL = zero/empty */
-    size_t offset;        /* offsetof(struct program_config, field) */
-    size_t size;          /* STRING and ADDR: size of the char array */
-    int64_t min, max;     /* INT, SIZE, DURATION: bounds; both 0 = unbounded (>= 0) */
+    const char *def;            /* default, in the same text form as the file; NULL = zero/empty */
+    size_t offset;              /* offsetof(struct program_config, field) */
+    size_t size;                /* STRING and ADDR: size of the char array */
+    int64_t min, max;           /* INT, SIZE, DURATION: bounds; both 0 = unbounded (INT: any
+                                   int64; SIZE, DURATION: any value >= 0) */
     const char *const *choices; /* ENUM: NULL-terminated list of accepted values */
-    const char *help;     /* one line, for docs and --help */
+    const char *help;           /* one line, for docs and --help */
 };
 
 /*
@@ -63,13 +69,18 @@ struct tm_config_spec {
     void *dynamic_arg;
 };
 
-/* Stores every option's default into target. Returns 0, or -1 (a bad default) with err. */
+/*
+ * Stores every option's default into target (zero/empty where def is NULL). Returns 0, or
+ * -1 with "bad default: [section] key = 'value': reason" in err (a mistake in the table).
+ */
 int tm_config_defaults(const struct tm_config_spec *spec, void *target, char *err);
 
 /*
  * Applies defaults, then the INI file at path (NULL: defaults only). Returns 0, or -1
- * with "FILE:LINE: [section] key ...: reason" (or "cannot open 'FILE': reason") in err.
- * A key given twice in one section is an error.
+ * with "FILE:LINE: [section] key = 'value': reason", "FILE:LINE: 'line': reason" for a
+ * line that is not "[section]" or "key = value", or "cannot open 'FILE': reason" in err.
+ * Parsing stops at the first error; target then holds the defaults and the lines before
+ * it. A key given twice in one section is an error.
  */
 int tm_config_load(const struct tm_config_spec *spec, void *target, const char *path, char *err);
 
@@ -78,13 +89,18 @@ int tm_config_load_string(const struct tm_config_spec *spec, void *target, const
                           const char *name, char *err);
 
 /*
- * Sets one option from text (a command-line override). Returns 0, or -1 with
- * "[section] key = 'value': reason" in err.
+ * Sets one option of the table from text (a command-line override; section NULL means
+ * ""). Dynamic sections are not reachable this way. Returns 0, or -1 with
+ * "[section] key = 'value': reason" in err and target unchanged.
  */
 int tm_config_set(const struct tm_config_spec *spec, void *target, const char *section,
                   const char *key, const char *value, char *err);
 
-/* Typed parsers shared with command-line handling. Each returns 0, or -1 for bad input. */
+/*
+ * Typed parsers shared with command-line handling, with the syntax listed above (size
+ * suffixes ignore case, duration units do not). Each returns 0, or -1 for bad input:
+ * empty, a sign, trailing bytes or a value that overflows.
+ */
 int tm_config_parse_bool(const char *s, bool *out);
 int tm_config_parse_size(const char *s, uint64_t *out);
 int tm_config_parse_duration(const char *s, int64_t *out_ms);
