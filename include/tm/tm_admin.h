@@ -31,7 +31,11 @@ struct tm_admin *tm_admin_create(struct event_base *base, const char *addr,
 /* Installs the health callback (default: always healthy). */
 void tm_admin_set_health(struct tm_admin *a, tm_admin_health_cb cb, void *arg);
 
-/* Adds a handler for an exact path. Returns 0, or -1 if the path is taken. */
+/*
+ * Adds a handler for an exact path (the query string is not part of it); the handler
+ * sees every method and answers itself. Returns 0, or -1 if the path is taken (the
+ * built-in /healthz and /metrics included) or does not start with '/'.
+ */
 int tm_admin_route(struct tm_admin *a, const char *path,
                    void (*cb)(struct evhttp_request *req, void *arg), void *arg);
 

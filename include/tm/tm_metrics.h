@@ -8,7 +8,10 @@
  * any thread; creation and rendering take the registry's mutex. Metric objects are owned
  * by the registry and live until tm_metrics_destroy().
  *
- * Label arguments are NULL-terminated pairs: name, value, name, value, ..., NULL.
+ * Label arguments are NULL-terminated pairs: name, value, name, value, ..., NULL (at most
+ * 16 pairs; the order does not matter for finding a series again). The update functions
+ * accept NULL and do nothing, so a failed lookup passed straight to tm_counter_inc() is
+ * harmless.
  */
 #ifndef TM_METRICS_H
 #define TM_METRICS_H
@@ -29,23 +32,26 @@ void tm_metrics_destroy(struct tm_metrics *m);
 
 /*
  * Returns the counter with this name and labels, creating it at 0. Returns NULL when the
- * name or a label name is not a valid Prometheus identifier, when the name is already
- * used by a metric of another type, or on allocation failure.
+ * name or a label name is not a valid Prometheus identifier (label names starting with
+ * "__" are reserved), when a label is repeated or has no value, when the name is already
+ * used by a metric of another type, or on allocation failure. The first help given for a
+ * name is the one rendered.
  */
-struct tm_counter *tm_metrics_counter(struct tm_metrics *m, const char *name, const char *help,
-                                      ...) __attribute__((sentinel));
+struct tm_counter *tm_metrics_counter(struct tm_metrics *m, const char *name, const char *help, ...)
+    __attribute__((sentinel));
 
 /* Same as tm_metrics_counter, for a gauge (a value that goes up and down). */
 struct tm_gauge *tm_metrics_gauge(struct tm_metrics *m, const char *name, const char *help, ...)
     __attribute__((sentinel));
 
 /*
- * Same as tm_metrics_counter, for a histogram with the given ascending upper bounds
- * (the +Inf bucket is implicit). nbounds is at most 32.
+ * Same as tm_metrics_counter, for a histogram with the given finite, strictly ascending
+ * upper bounds (the +Inf bucket is implicit). nbounds is at most 32. Every series of a
+ * name has the same bounds: other bounds, or a label named "le", return NULL.
  */
-struct tm_histogram *tm_metrics_histogram(struct tm_metrics *m, const char *name,
-                                          const char *help, const double *bounds,
-                                          size_t nbounds, ...) __attribute__((sentinel));
+struct tm_histogram *tm_metrics_histogram(struct tm_metrics *m, const char *name, const char *help,
+                                          const double *bounds, size_t nbounds, ...)
+    __attribute__((sentinel));
 
 void tm_counter_add(struct tm_counter *c, uint64_t n);
 void tm_counter_inc(struct tm_counter *c);

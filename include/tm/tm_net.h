@@ -14,12 +14,18 @@
 #define TM_ADDR_LEN 64
 
 /*
- * Parses HOST:PORT (IPv4, or bracketed IPv6; "localhost" is 127.0.0.1) into *ss.
- * Returns 0, or -1 with the reason in err.
+ * Parses HOST:PORT (IPv4, or bracketed IPv6 with an optional zone; "localhost" is
+ * 127.0.0.1; "*" or an empty host is 0.0.0.0; any other name is resolved with a blocking
+ * getaddrinfo(), first answer wins) into *ss and its length into *len (len may be NULL).
+ * Returns 0, or -1 with the reason in err (err may be NULL).
  */
 int tm_net_parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len, char *err);
 
-/* Formats sa as HOST:PORT into out (TM_ADDR_LEN bytes). Returns 0 or -1. */
+/*
+ * Formats an AF_INET or AF_INET6 address as HOST:PORT ("[IPV6]:PORT") into out
+ * (TM_ADDR_LEN bytes). Returns 0, or -1 (other families, out too small) with "(unknown)"
+ * in out, so the result can always be printed.
+ */
 int tm_net_format_addr(const struct sockaddr *sa, char *out, size_t outlen);
 
 /*

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# run-dev.sh BUILD_DIR - the whole system on loopback, for development ('make run').
+#
+# Starts, in run/ at the repository root:
+#   tm-devkafka   librdkafka's mock Kafka cluster; bootstrap servers in run/kafka.bootstrap.
+#                 Development only: the data lives in memory, and each partition keeps only
+#                 about the last 5 MB of batches (older ones are dropped silently).
+#                 Production points at a real Kafka cluster.
+#   redis-server  private, on 127.0.0.1:6390, no persistence, dir run/redis, log run/redis.log
+# then whichever of tm-collector, tm-aggregator and tm-dashboard exist in BUILD_DIR, with
+# the addresses of DESIGN.md's command-line contract. Each program's stdout goes to
+# run/NAME.out and its stderr to run/NAME.log.
+#
+# Runs until Ctrl-C or SIGTERM, or until one of the programs exits, then stops everything
+# it started, by PID only (SIGTERM, SIGKILL after 10 s). A lock on run/.lock keeps a
+# second 'make run' from starting beside this one.
+set -u
+
+die() {
+  echo "run-dev: $*" >&2
+  exit 1
+}
+
+[ $# -le 1 ] || die "usage: $0 [BUILD_DIR]"
+build=${1:-build}
+[ -d "$build" ] || die "build directory '$build' does not exist; run 'make' first"
+build=$(cd "$build" && pwd)
+root=$(cd "$(dirname "$0")/.." && pwd)
+run=$root/run
+redis_port=6390
+
+[ -x "$build/tm-devkafka" ] || die "'$build/tm-devkafka' not found; run 'make' first"
+command -v redis-server >/dev/null || die "'redis-server' not found; run deploy/install-deps.sh"
+mkdir -p "$run" || die "cannot create '$run'"
+
+# One 'make run' at a time. fd 9 holds the lock; children do not inherit it (9>&- below),
+# so the lock goes away with this script.
+exec 9>"$run/.lock" || die "cannot open '$run/.lock'"
+if ! flock -n 9; then
+  die "another 'make run' is already running (pid $(cat "$run/run.pid" 2>/dev/null || echo '?')); stop it with Ctrl-C first"
+fi
+echo $$ >"$run/run.pid"
+
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+port_taken "$redis_port" &&
+  die "port $redis_port on 127.0.0.1 is taken (a leftover of an earlier run? see '$run/pids'); free it first"
+if [ -x "$build/tm-collector" ]; then
+  for p in 5044 5514 8088; do
+    port_taken "$p" && die "port $p on 127.0.0.1 (tm-collector) is taken; free it first"
+  done
+fi
+if [ -x "$build/tm-dashboard" ]; then
+  port_taken 8080 && die "port 8080 on 127.0.0.1 (tm-dashboard) is taken; free it first"
+fi
+
+pids=()
+names=()
+
+# Stops what we started, newest first, by PID.
+cleanup() {
+  local i p alive
+  trap - EXIT
+  trap "" INT TERM
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null
+  done
+  for _ in $(seq 100); do
+    alive=0
+    for p in "${pids[@]}"; do
+      kill -0 "$p" 2>/dev/null && alive=1
+    done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.1
+  done
+  for ((i = 0; i < ${#pids[@]}; i++)); do
+    if kill -0 "${pids[i]}" 2>/dev/null; then
+      echo "run-dev: ${names[i]} (pid ${pids[i]}) ignored SIGTERM, sending SIGKILL" >&2
+      kill -KILL "${pids[i]}" 2>/dev/null
+    fi
+  done
+  wait 2>/dev/null
+  rm -f "$run/kafka.bootstrap" "$run/run.pid" "$run/pids"
+  rm -rf "$run/redis"
+  echo "run-dev: stopped"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME STDOUT STDERR COMMAND... : runs COMMAND in the background and remembers it.
+start() {
+  local name=$1 out=$2 err=$3
+  shift 3
+  "$@" </dev/null >"$out" 2>"$err" 9>&- &
+  pids+=($!)
+  names+=("$name")
+  echo "$name $!" >>"$run/pids"
+}
+
+# Fails with the tail of a program's log when it is no longer running.
+check_alive() {
+  local pid=$1 name=$2 log=$3
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "run-dev: $name exited; the end of '$log':" >&2
+    tail -n 20 "$log" >&2
+    exit 1
+  fi
+}
+
+rm -f "$run/kafka.bootstrap" "$run/pids"
+rm -rf "$run/redis"
+mkdir -p "$run/redis" || die "cannot create '$run/redis'"
+
+start tm-devkafka "$run/tm-devkafka.out" "$run/tm-devkafka.log" \
+  "$build/tm-devkafka" --bootstrap-file "$run/kafka.bootstrap" --admin 127.0.0.1:0
+start redis "$run/redis.out" "$run/redis.out" \
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --dir "$run/redis" --logfile "$run/redis.log" --daemonize no
+
+for _ in $(seq 150); do
+  [ -s "$run/kafka.bootstrap" ] && break
+  check_alive "${pids[0]}" tm-devkafka "$run/tm-devkafka.log"
+  sleep 0.1
+done
+[ -s "$run/kafka.bootstrap" ] || die "tm-devkafka wrote no '$run/kafka.bootstrap' within 15 s"
+bootstrap=$(cat "$run/kafka.bootstrap")
+kafka_admin=$(sed -n 's/^admin //p' "$run/tm-devkafka.out")
+
+ready=
+for _ in $(seq 100); do
+  if [ "$(redis-cli -h 127.0.0.1 -p "$redis_port" ping 2>/dev/null)" = PONG ]; then
+    ready=1
+    break
+  fi
+  check_alive "${pids[1]}" redis-server "$run/redis.log"
+  sleep 0.1
+done
+[ -n "$ready" ] || die "redis-server did not answer on 127.0.0.1:$redis_port within 10 s"
+
+started=()
+if [ -x "$build/tm-collector" ]; then
+  start tm-collector "$run/tm-collector.out" "$run/tm-collector.log" \
+    "$build/tm-collector" --kafka "$bootstrap" --lumberjack 127.0.0.1:5044 \
+    --syslog-tcp 127.0.0.1:5514 --syslog-udp 127.0.0.1:5514 --http 127.0.0.1:8088 \
+    --admin 127.0.0.1:0
+  started+=("  tm-collector   lumberjack 127.0.0.1:5044, syslog 127.0.0.1:5514 (tcp, udp), http 127.0.0.1:8088")
+fi
+if [ -x "$build/tm-aggregator" ]; then
+  start tm-aggregator "$run/tm-aggregator.out" "$run/tm-aggregator.log" \
+    "$build/tm-aggregator" --kafka "$bootstrap" --redis "127.0.0.1:$redis_port" \
+    --admin 127.0.0.1:0
+  started+=("  tm-aggregator  kafka -> redis 127.0.0.1:$redis_port")
+fi
+if [ -x "$build/tm-dashboard" ]; then
+  start tm-dashboard "$run/tm-dashboard.out" "$run/tm-dashboard.log" \
+    "$build/tm-dashboard" --redis "127.0.0.1:$redis_port" --http 127.0.0.1:8080 \
+    --admin 127.0.0.1:0
+  started+=("  tm-dashboard   http://127.0.0.1:8080/")
+fi
+
+echo "run-dev: running on loopback; Ctrl-C stops everything"
+echo "  kafka          $bootstrap (also in run/kafka.bootstrap); admin ${kafka_admin:-?}"
+echo "                 tm-devkafka: in memory only, about 5 MB kept per partition, dev/test only"
+echo "  redis          127.0.0.1:$redis_port (no persistence)"
+for line in ${started[@]+"${started[@]}"}; do
+  echo "$line"
+done
+[ ${#started[@]} -gt 0 ] || echo "  (no tm-collector, tm-aggregator or tm-dashboard in '$build' yet)"
+# What the daemons themselves announce on stdout (the addresses they bound, admin ports).
+if [ ${#started[@]} -gt 0 ]; then
+  sleep 1
+  for name in tm-collector tm-aggregator tm-dashboard; do
+    [ -s "$run/$name.out" ] && sed "s/^/  $name: /" "$run/$name.out"
+  done
+fi
+echo "  logs           $run/*.log; each program's stdout in $run/*.out"
+
+# Until a signal arrives (the traps exit) or a program exits on its own.
+while :; do
+  wait -n "${pids[@]}"
+  status=$?
+  for ((i = 0; i < ${#pids[@]}; i++)); do
+    if ! kill -0 "${pids[i]}" 2>/dev/null; then
+      echo "run-dev: ${names[i]} (pid ${pids[i]}) exited (status $status); stopping the rest" >&2
+      exit 1
+    fi
+  done
+done
