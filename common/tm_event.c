@@ -159,15 +159,13 @@ static enum tm_event_reason check_endpoint(const char *name, const struct tm_end
                     name, ep->ip);
     if (ep->port < -1 || ep->port > PORT_MAX)
         return fail(err, TM_EVENT_BAD_VALUE,
-                    "field '%s.port': must be an integer from 0 to 65535, got %d", name,
-                    ep->port);
+                    "field '%s.port': must be an integer from 0 to 65535, got %d", name, ep->port);
     if (ep->asset[0] != '\0' && !utf8_valid(ep->asset))
         return fail(err, TM_EVENT_BAD_UTF8, "field '%s.asset': not valid UTF-8", name);
     return TM_EVENT_OK;
 }
 
-enum tm_event_reason tm_event_validate(const struct tm_event *e, enum tm_event_mode mode,
-                                       char *err)
+enum tm_event_reason tm_event_validate(const struct tm_event *e, enum tm_event_mode mode, char *err)
 {
     bool stamped = mode == TM_EVENT_STAMPED;
     enum tm_event_reason r;
@@ -220,8 +218,7 @@ enum tm_event_reason tm_event_validate(const struct tm_event *e, enum tm_event_m
                     "field 'severity': must be an integer from 1 to 10, got %d", e->severity);
     if (e->confidence < -1 || e->confidence > CONFIDENCE_MAX)
         return fail(err, TM_EVENT_BAD_VALUE,
-                    "field 'confidence': must be an integer from 0 to 100, got %d",
-                    e->confidence);
+                    "field 'confidence': must be an integer from 0 to 100, got %d", e->confidence);
     if (e->attack.technique[0] != '\0' && !tm_attack_technique_valid(e->attack.technique))
         return fail(err, TM_EVENT_BAD_VALUE,
                     "field 'attack.technique': not an ATT&CK technique id (T1234 or "
@@ -338,9 +335,9 @@ static enum tm_event_reason get_time(const char *name, const json_t *v, int64_t 
     char buf[64];
 
     if ((r = get_string(name, v, buf, sizeof(buf), err)) != TM_EVENT_OK)
-        return r == TM_EVENT_TOO_LONG ? fail(err, TM_EVENT_BAD_VALUE,
-                                             "field '%s': not an RFC 3339 time", name)
-                                      : r;
+        return r == TM_EVENT_TOO_LONG
+                   ? fail(err, TM_EVENT_BAD_VALUE, "field '%s': not an RFC 3339 time", name)
+                   : r;
     if (tm_time_parse(buf, strlen(buf), out) != 0 || *out < 0 ||
         tm_time_format(*out, buf, sizeof(buf)) != 0)
         return fail(err, TM_EVENT_BAD_VALUE,
@@ -353,8 +350,8 @@ static enum tm_event_reason get_time(const char *name, const json_t *v, int64_t 
  * Decodes the members of a nested object (source, attack, src, dst): each member is
  * handled by the sub-field decoder; unknown members are rejected.
  */
-typedef enum tm_event_reason (*member_fn)(struct tm_event *e, const char *parent,
-                                          const char *key, const json_t *v, char *err);
+typedef enum tm_event_reason (*member_fn)(struct tm_event *e, const char *parent, const char *key,
+                                          const json_t *v, char *err);
 
 static enum tm_event_reason get_object(struct tm_event *e, const char *name, const json_t *v,
                                        member_fn fn, char *err)
@@ -378,12 +375,12 @@ static enum tm_event_reason get_object(struct tm_event *e, const char *name, con
 
 static enum tm_event_reason unknown_member(const char *parent, const char *key, char *err)
 {
-    return fail(err, TM_EVENT_UNKNOWN_FIELD, "field '%s.%.40s': not defined by schema v1",
-                parent, key);
+    return fail(err, TM_EVENT_UNKNOWN_FIELD, "field '%s.%.40s': not defined by schema v1", parent,
+                key);
 }
 
-static enum tm_event_reason source_member(struct tm_event *e, const char *parent,
-                                          const char *key, const json_t *v, char *err)
+static enum tm_event_reason source_member(struct tm_event *e, const char *parent, const char *key,
+                                          const json_t *v, char *err)
 {
     if (strcmp(key, "kind") == 0)
         return get_string("source.kind", v, e->source.kind, sizeof(e->source.kind), err);
@@ -392,19 +389,19 @@ static enum tm_event_reason source_member(struct tm_event *e, const char *parent
     return unknown_member(parent, key, err);
 }
 
-static enum tm_event_reason attack_member(struct tm_event *e, const char *parent,
-                                          const char *key, const json_t *v, char *err)
+static enum tm_event_reason attack_member(struct tm_event *e, const char *parent, const char *key,
+                                          const json_t *v, char *err)
 {
     if (strcmp(key, "technique") == 0)
-        return get_string("attack.technique", v, e->attack.technique,
-                          sizeof(e->attack.technique), err);
+        return get_string("attack.technique", v, e->attack.technique, sizeof(e->attack.technique),
+                          err);
     if (strcmp(key, "tactic") == 0)
         return get_string("attack.tactic", v, e->attack.tactic, sizeof(e->attack.tactic), err);
     return unknown_member(parent, key, err);
 }
 
-static enum tm_event_reason endpoint_member(struct tm_event *e, const char *parent,
-                                            const char *key, const json_t *v, char *err)
+static enum tm_event_reason endpoint_member(struct tm_event *e, const char *parent, const char *key,
+                                            const json_t *v, char *err)
 {
     struct tm_endpoint *ep = parent[0] == 's' ? &e->src : &e->dst;
     char name[16];
@@ -510,14 +507,12 @@ static enum tm_event_reason jansson_reason(const json_error_t *je, char *err)
     case json_error_invalid_utf8:
         return fail(err, TM_EVENT_BAD_UTF8, "not valid UTF-8 at byte %d", je->position);
     case json_error_null_character:
-        return fail(err, TM_EVENT_BAD_UTF8, "NUL character in a string at byte %d",
-                    je->position);
+        return fail(err, TM_EVENT_BAD_UTF8, "NUL character in a string at byte %d", je->position);
     case json_error_duplicate_key:
         return fail(err, TM_EVENT_DUPLICATE_KEY, "duplicate key at byte %d: %s", je->position,
                     je->text);
     case json_error_end_of_input_expected:
-        return fail(err, TM_EVENT_SYNTAX, "trailing data after the event at byte %d",
-                    je->position);
+        return fail(err, TM_EVENT_SYNTAX, "trailing data after the event at byte %d", je->position);
     default:
         return fail(err, TM_EVENT_SYNTAX, "invalid JSON at byte %d: %s", je->position, je->text);
     }
@@ -724,9 +719,8 @@ bool tm_event_equal(const struct tm_event *a, const struct tm_event *b)
            strcmp(a->operator_id, b->operator_id) == 0 && strcmp(a->sector, b->sector) == 0 &&
            strcmp(a->region, b->region) == 0 && strcmp(a->agent, b->agent) == 0 &&
            a->seq == b->seq && strcmp(a->source.kind, b->source.kind) == 0 &&
-           strcmp(a->source.host, b->source.host) == 0 &&
-           strcmp(a->category, b->category) == 0 && a->severity == b->severity &&
-           a->confidence == b->confidence &&
+           strcmp(a->source.host, b->source.host) == 0 && strcmp(a->category, b->category) == 0 &&
+           a->severity == b->severity && a->confidence == b->confidence &&
            strcmp(a->attack.technique, b->attack.technique) == 0 &&
            strcmp(a->attack.tactic, b->attack.tactic) == 0 && endpoint_equal(&a->src, &b->src) &&
            endpoint_equal(&a->dst, &b->dst) && a->count == b->count &&

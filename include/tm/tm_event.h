@@ -24,10 +24,10 @@
 
 #define TM_EVENT_SCHEMA 1
 
-#define TM_EVENT_ID_MAX 64       /* bytes of id and agent */
-#define TM_EVENT_NAME_MAX 64     /* operator */
-#define TM_EVENT_HOST_MAX 255    /* source.host */
-#define TM_EVENT_ASSET_MAX 128   /* src/dst asset */
+#define TM_EVENT_ID_MAX 64     /* bytes of id and agent */
+#define TM_EVENT_NAME_MAX 64   /* operator */
+#define TM_EVENT_HOST_MAX 255  /* source.host */
+#define TM_EVENT_ASSET_MAX 128 /* src/dst asset */
 #define TM_EVENT_SUMMARY_MAX 1024
 #define TM_EVENT_RAW_MAX 8192
 /* Longest JSON text accepted for one event (escaping can double raw and summary). */
@@ -36,8 +36,8 @@
 #define TM_EVENT_DEPTH_MAX 4
 
 struct tm_endpoint {
-    char ip[46];    /* IPv4 or IPv6 text, as given after validation; "" = absent */
-    int port;       /* 0..65535, -1 = absent */
+    char ip[46]; /* IPv4 or IPv6 text, as given after validation; "" = absent */
+    int port;    /* 0..65535, -1 = absent */
     char asset[TM_EVENT_ASSET_MAX + 1];
 };
 
@@ -70,17 +70,17 @@ struct tm_event {
 /* Why an event was rejected; tm_event_reason_name() gives the stable header value. */
 enum tm_event_reason {
     TM_EVENT_OK = 0,
-    TM_EVENT_SYNTAX,       /* not JSON, or trailing bytes after the object */
+    TM_EVENT_SYNTAX,        /* not JSON, or trailing bytes after the object */
     TM_EVENT_DUPLICATE_KEY, /* a key given twice in one object */
-    TM_EVENT_NOT_OBJECT,   /* JSON, but not an object */
-    TM_EVENT_TOO_LARGE,    /* the text is over TM_EVENT_JSON_MAX */
-    TM_EVENT_TOO_DEEP,     /* nesting over TM_EVENT_DEPTH_MAX */
-    TM_EVENT_BAD_UTF8,     /* invalid UTF-8, or a NUL inside a string */
-    TM_EVENT_MISSING,      /* a required field is absent or null */
-    TM_EVENT_WRONG_TYPE,   /* a field has the wrong JSON type */
-    TM_EVENT_BAD_VALUE,    /* out of range, unknown vocabulary id, malformed */
-    TM_EVENT_TOO_LONG,     /* a string over its field's limit */
-    TM_EVENT_UNKNOWN_FIELD /* a field schema v1 does not define */
+    TM_EVENT_NOT_OBJECT,    /* JSON, but not an object */
+    TM_EVENT_TOO_LARGE,     /* the text is over TM_EVENT_JSON_MAX */
+    TM_EVENT_TOO_DEEP,      /* nesting over TM_EVENT_DEPTH_MAX */
+    TM_EVENT_BAD_UTF8,      /* invalid UTF-8, or a NUL inside a string */
+    TM_EVENT_MISSING,       /* a required field is absent or null */
+    TM_EVENT_WRONG_TYPE,    /* a field has the wrong JSON type */
+    TM_EVENT_BAD_VALUE,     /* out of range, unknown vocabulary id, malformed */
+    TM_EVENT_TOO_LONG,      /* a string over its field's limit */
+    TM_EVENT_UNKNOWN_FIELD  /* a field schema v1 does not define */
 };
 
 /* Which fields decoding requires. */

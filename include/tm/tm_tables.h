@@ -14,21 +14,21 @@
 #include "tm/tm_common.h"
 
 struct tm_sector {
-    const char *id;     /* "energy" */
-    const char *name;   /* "Energy" */
-    const char *nis2;   /* "I.1" (Annex I, sector 1) or "II.3" */
-    const char *stix;   /* STIX 2.1 industry-sector-ov value, e.g. "energy" */
-    int criticality;    /* default weight 1..5 used by risk scores (configurable later) */
+    const char *id;   /* "energy" */
+    const char *name; /* "Energy" */
+    const char *nis2; /* "I.1" (Annex I, sector 1) or "II.3" */
+    const char *stix; /* STIX 2.1 industry-sector-ov value, e.g. "energy" */
+    int criticality;  /* default weight 1..5 used by risk scores (configurable later) */
 };
 
 struct tm_region {
-    const char *code;   /* "UA-32" */
-    const char *name;   /* "Kyiv Oblast" */
+    const char *code; /* "UA-32" */
+    const char *name; /* "Kyiv Oblast" */
 };
 
 struct tm_category {
-    const char *id;     /* "ddos" */
-    const char *rsit;   /* "availability:ddos" */
+    const char *id;   /* "ddos" */
+    const char *rsit; /* "availability:ddos" */
 };
 
 enum tm_severity_band {

@@ -54,8 +54,7 @@ int main(int argc, char **argv)
         snprintf(e.dst.ip, sizeof(e.dst.ip), "10.20.%d.%d", i % 200, i % 250);
         e.dst.port = 443;
         snprintf(e.attack.technique, sizeof(e.attack.technique), "T1190");
-        snprintf(e.summary, sizeof(e.summary), "ET EXPLOIT attempt %d against public web app",
-                 i);
+        snprintf(e.summary, sizeof(e.summary), "ET EXPLOIT attempt %d against public web app", i);
         texts[i] = tm_event_encode(&e, &lens[i]);
         bytes += lens[i];
     }

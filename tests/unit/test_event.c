@@ -73,8 +73,8 @@ static void expect_reject(const char *text, enum tm_event_reason want, const cha
     enum tm_event_reason r = tm_event_decode(&e, text, strlen(text), TM_EVENT_STAMPED, err);
 
     if (r != want || strstr(err, needle) == NULL)
-        fail_msg("input %.80s: got %s '%s', want %s containing '%s'", text,
-                 tm_event_reason_name(r), err, tm_event_reason_name(want), needle);
+        fail_msg("input %.80s: got %s '%s', want %s containing '%s'", text, tm_event_reason_name(r),
+                 err, tm_event_reason_name(want), needle);
 }
 
 static void expect_modified(const char *path, json_t *value, enum tm_event_reason want,
@@ -148,7 +148,7 @@ static void test_event_roundtrip_minimal_and_edges(void **state)
 
     tm_event_init(&e);
     tm_id_new(e.id);
-    e.ts = 0; /* the epoch itself */
+    e.ts = 0;                       /* the epoch itself */
     e.received = 253402300799999LL; /* 9999-12-31T23:59:59.999Z */
     snprintf(e.operator_id, sizeof(e.operator_id), "op");
     snprintf(e.sector, sizeof(e.sector), "other");
@@ -219,10 +219,9 @@ static void test_event_time_normalised(void **state)
     (void)state;
 
     /* An offset and nanoseconds are accepted and stored as UTC milliseconds. */
-    assert_int_equal(
-        decode_modified("ts", json_string("2026-11-23T09:22:05.123999+02:00"), TM_EVENT_STAMPED,
-                        err),
-        TM_EVENT_OK);
+    assert_int_equal(decode_modified("ts", json_string("2026-11-23T09:22:05.123999+02:00"),
+                                     TM_EVENT_STAMPED, err),
+                     TM_EVENT_OK);
     fill_full(&e);
     e.ts = 1795418525123LL;
     text = tm_event_encode(&e, NULL);
@@ -275,8 +274,8 @@ static void test_event_reject_missing_required(void **state)
 
 static void test_event_submitted_mode_needs_less(void **state)
 {
-    static const char *const stamped_only[] = {"schema", "id", "received", "operator",
-                                               "sector", "region"};
+    static const char *const stamped_only[] = {"schema",   "id",     "received",
+                                               "operator", "sector", "region"};
     char err[TM_ERR_LEN];
     (void)state;
 
@@ -285,10 +284,8 @@ static void test_event_submitted_mode_needs_less(void **state)
                          TM_EVENT_OK);
     /* ts, category and severity stay required. */
     assert_int_equal(decode_modified("ts", NULL, TM_EVENT_SUBMITTED, err), TM_EVENT_MISSING);
-    assert_int_equal(decode_modified("severity", NULL, TM_EVENT_SUBMITTED, err),
-                     TM_EVENT_MISSING);
-    assert_int_equal(decode_modified("category", NULL, TM_EVENT_SUBMITTED, err),
-                     TM_EVENT_MISSING);
+    assert_int_equal(decode_modified("severity", NULL, TM_EVENT_SUBMITTED, err), TM_EVENT_MISSING);
+    assert_int_equal(decode_modified("category", NULL, TM_EVENT_SUBMITTED, err), TM_EVENT_MISSING);
 }
 
 static void test_event_reject_wrong_type(void **state)
@@ -339,17 +336,17 @@ static void test_event_reject_severity_out_of_range(void **state)
 static void test_event_reject_bad_timestamp(void **state)
 {
     static const char *const bad[] = {
-        "2026-11-23",                    /* date only */
-        "2026-11-23T07:22:05",           /* no zone */
-        "2026-11-23T07:22:05.Z",         /* empty fraction */
-        "2026-02-30T00:00:00Z",          /* no such day */
-        "2026-13-01T00:00:00Z",          /* no such month */
-        "2026-11-23T24:00:00Z",          /* hour 24 */
-        "2026-11-23T07:22:05+0200",      /* offset without colon */
-        "1969-12-31T23:59:59.999Z",      /* before the epoch */
-        "23/11/2026 07:22:05",           /* not RFC 3339 */
+        "2026-11-23",                      /* date only */
+        "2026-11-23T07:22:05",             /* no zone */
+        "2026-11-23T07:22:05.Z",           /* empty fraction */
+        "2026-02-30T00:00:00Z",            /* no such day */
+        "2026-13-01T00:00:00Z",            /* no such month */
+        "2026-11-23T24:00:00Z",            /* hour 24 */
+        "2026-11-23T07:22:05+0200",        /* offset without colon */
+        "1969-12-31T23:59:59.999Z",        /* before the epoch */
+        "23/11/2026 07:22:05",             /* not RFC 3339 */
         "2026-11-23T07:22:05.1234567890Z", /* 10 fraction digits */
-        "2026-11-23T07:22:05Z ",         /* trailing space */
+        "2026-11-23T07:22:05Z ",           /* trailing space */
     };
     char needle[64];
     (void)state;
@@ -375,8 +372,9 @@ static void test_event_reject_oversize(void **state)
     big[TM_EVENT_RAW_MAX + 1] = '\0';
     expect_modified("raw", json_string(big), TM_EVENT_TOO_LONG,
                     "field 'raw': 8193 bytes, the limit is 8192");
-    expect_modified("operator", json_string("a-very-long-operator-name-that-goes-on-and-on-and-on-"
-                                            "past-sixty-four-bytes"),
+    expect_modified("operator",
+                    json_string("a-very-long-operator-name-that-goes-on-and-on-and-on-"
+                                "past-sixty-four-bytes"),
                     TM_EVENT_TOO_LONG, "field 'operator'");
 }
 

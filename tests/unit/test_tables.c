@@ -14,12 +14,30 @@
 
 static void test_tables_sectors(void **state)
 {
-    static const char *const ids[] = {
-        "energy", "transport", "banking", "financial-market", "health", "drinking-water",
-        "waste-water", "digital-infrastructure", "ict-services", "public-administration",
-        "state-registries", "local-government", "space", "postal", "waste-management",
-        "chemicals", "food", "manufacturing", "digital-providers", "research",
-        "defence-industry", "education", "media", "other"};
+    static const char *const ids[] = {"energy",
+                                      "transport",
+                                      "banking",
+                                      "financial-market",
+                                      "health",
+                                      "drinking-water",
+                                      "waste-water",
+                                      "digital-infrastructure",
+                                      "ict-services",
+                                      "public-administration",
+                                      "state-registries",
+                                      "local-government",
+                                      "space",
+                                      "postal",
+                                      "waste-management",
+                                      "chemicals",
+                                      "food",
+                                      "manufacturing",
+                                      "digital-providers",
+                                      "research",
+                                      "defence-industry",
+                                      "education",
+                                      "media",
+                                      "other"};
     (void)state;
 
     assert_int_equal(tm_sectors_count, sizeof(ids) / sizeof(ids[0]));
@@ -48,10 +66,9 @@ static void test_tables_regions(void **state)
 
 static void test_tables_categories(void **state)
 {
-    static const char *const ids[] = {"ddos",      "phishing",   "malware",   "ransomware",
-                                      "wiper",     "intrusion",  "bruteforce", "scan",
-                                      "exploit",   "defacement", "data-leak", "service-outage",
-                                      "other"};
+    static const char *const ids[] = {
+        "ddos", "phishing", "malware",    "ransomware", "wiper",          "intrusion", "bruteforce",
+        "scan", "exploit",  "defacement", "data-leak",  "service-outage", "other"};
     (void)state;
 
     assert_int_equal(tm_categories_count, sizeof(ids) / sizeof(ids[0]));
@@ -78,7 +95,7 @@ static void test_tables_kinds_and_tactics(void **state)
 static void test_tables_severity_bands(void **state)
 {
     static const enum tm_severity_band want[] = {
-        TM_SEV_LOW,  TM_SEV_LOW,  TM_SEV_LOW,      TM_SEV_MEDIUM,   TM_SEV_MEDIUM,
+        TM_SEV_LOW,    TM_SEV_LOW,  TM_SEV_LOW,  TM_SEV_MEDIUM,   TM_SEV_MEDIUM,
         TM_SEV_MEDIUM, TM_SEV_HIGH, TM_SEV_HIGH, TM_SEV_CRITICAL, TM_SEV_CRITICAL};
     (void)state;
 
