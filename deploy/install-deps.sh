@@ -10,7 +10,7 @@ packages=(
   libevent-dev librdkafka-dev zlib1g-dev libhiredis-dev libssl-dev
   libjansson-dev libinih-dev liblz4-dev libzstd-dev
   # test
-  libcmocka-dev redis-server redis-tools kcat curl util-linux openssl python3
+  libcmocka-dev redis-server redis-tools kcat curl bsdutils gzip util-linux openssl python3
   # benchmarks
   rsyslog rsyslog-kafka
 )

@@ -1,0 +1,221 @@
+/*
+ * procs.c - starting the project's daemons for integration tests and reading Kafka back
+ * with kcat, a client nobody here wrote (see procs.h).
+ */
+#include "procs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static int read_listening(struct tm_collector_proc *p)
+{
+    char line[256];
+
+    p->lumberjack[0] = p->syslog_tcp[0] = p->syslog_udp[0] = p->http[0] = p->admin[0] = '\0';
+    /* admin is announced last */
+    while (p->admin[0] == '\0') {
+        char name[32], addr[64];
+        if (tm_harness_read_line(p->out_fd, line, sizeof(line), 10000) < 0)
+            return -1;
+        if (sscanf(line, "listening %31s %63s", name, addr) != 2)
+            continue;
+        if (strcmp(name, "lumberjack") == 0)
+            snprintf(p->lumberjack, sizeof(p->lumberjack), "%s", addr);
+        else if (strcmp(name, "syslog-tcp") == 0)
+            snprintf(p->syslog_tcp, sizeof(p->syslog_tcp), "%s", addr);
+        else if (strcmp(name, "syslog-udp") == 0)
+            snprintf(p->syslog_udp, sizeof(p->syslog_udp), "%s", addr);
+        else if (strcmp(name, "http") == 0)
+            snprintf(p->http, sizeof(p->http), "%s", addr);
+        else if (strcmp(name, "admin") == 0)
+            snprintf(p->admin, sizeof(p->admin), "%s", addr);
+    }
+    return 0;
+}
+
+static int spawn(struct tm_collector_proc *p, const char *bootstrap, const char *lj, const char *st,
+                 const char *su, const char *http, const char *admin)
+{
+    char bin[512];
+    char *argv[] = {bin,
+                    "-c",
+                    p->conf,
+                    "--kafka",
+                    (char *)bootstrap,
+                    "--lumberjack",
+                    (char *)lj,
+                    "--syslog-tcp",
+                    (char *)st,
+                    "--syslog-udp",
+                    (char *)su,
+                    "--http",
+                    (char *)http,
+                    "--admin",
+                    (char *)admin,
+                    NULL};
+
+    snprintf(bin, sizeof(bin), "%s/tm-collector", tm_harness_build_dir());
+    p->pid = tm_harness_spawn(argv, &p->out_fd);
+    if (p->pid < 0)
+        return -1;
+    if (read_listening(p) != 0) {
+        tm_harness_stop(p->pid, 5000);
+        close(p->out_fd);
+        return -1;
+    }
+    return 0;
+}
+
+int tm_collector_start(struct tm_collector_proc *p, const char *bootstrap, const char *conf_text)
+{
+    FILE *f;
+    int fd;
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->conf, sizeof(p->conf), "/tmp/tm-collector-test-XXXXXX");
+    fd = mkstemp(p->conf);
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+        return -1;
+    fputs(conf_text, f);
+    fclose(f);
+    return spawn(p, bootstrap, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0",
+                 "127.0.0.1:0");
+}
+
+int tm_collector_restart(struct tm_collector_proc *p, const char *bootstrap)
+{
+    char lj[64], st[64], su[64], http[64], admin[64];
+
+    snprintf(lj, sizeof(lj), "%s", p->lumberjack);
+    snprintf(st, sizeof(st), "%s", p->syslog_tcp);
+    snprintf(su, sizeof(su), "%s", p->syslog_udp);
+    snprintf(http, sizeof(http), "%s", p->http);
+    snprintf(admin, sizeof(admin), "%s", p->admin);
+    if (p->out_fd > 0)
+        close(p->out_fd);
+    /* The old sockets may linger a moment in the kernel: retry the bind briefly. */
+    for (int i = 0; i < 20; i++) {
+        if (spawn(p, bootstrap, lj, st, su, http, admin) == 0)
+            return 0;
+        usleep(250000);
+    }
+    return -1;
+}
+
+int tm_collector_stop(struct tm_collector_proc *p)
+{
+    int rc = tm_harness_stop(p->pid, 20000);
+
+    if (p->out_fd > 0)
+        close(p->out_fd);
+    unlink(p->conf);
+    return rc;
+}
+
+int tm_kcat_consume(const char *bootstrap, const char *topic, struct tm_kmsgs *out)
+{
+    char *argv[] = {"kcat", "-C", "-b", (char *)bootstrap, "-t", (char *)topic, "-J",
+                    "-e",   "-q", "-o", "beginning",       NULL};
+    char *text = NULL, *line, *save = NULL;
+    size_t len = 0;
+    int rc;
+
+    out->v = NULL;
+    out->n = 0;
+    rc = tm_harness_run(argv, &text, &len, 60000);
+    if (rc != 0) {
+        free(text);
+        return -1;
+    }
+    for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        json_t *h;
+        struct tm_kmsg *m;
+        size_t i;
+
+        if (j == NULL)
+            continue; /* kcat prints a status line now and then */
+        out->v = realloc(out->v, (out->n + 1) * sizeof(*out->v));
+        m = &out->v[out->n++];
+        memset(m, 0, sizeof(*m));
+        if (json_is_string(json_object_get(j, "key")))
+            m->key = strdup(json_string_value(json_object_get(j, "key")));
+        if (json_is_string(json_object_get(j, "payload")))
+            m->payload = strdup(json_string_value(json_object_get(j, "payload")));
+        m->partition = (int)json_integer_value(json_object_get(j, "partition"));
+        m->offset = json_integer_value(json_object_get(j, "offset"));
+        m->headers = json_object();
+        h = json_object_get(j, "headers");
+        for (i = 0; json_is_array(h) && i + 1 < json_array_size(h); i += 2)
+            json_object_set(m->headers, json_string_value(json_array_get(h, i)),
+                            json_array_get(h, i + 1));
+        json_decref(j);
+    }
+    free(text);
+    return 0;
+}
+
+void tm_kmsgs_free(struct tm_kmsgs *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        free(m->v[i].key);
+        free(m->v[i].payload);
+        json_decref(m->v[i].headers);
+    }
+    free(m->v);
+    m->v = NULL;
+    m->n = 0;
+}
+
+const char *tm_kmsg_header(const struct tm_kmsg *m, const char *name)
+{
+    json_t *v = json_object_get(m->headers, name);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+long tm_read_sorted_lines(const char *path, char ***lines)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long n = 0;
+
+    *lines = NULL;
+    if (f == NULL)
+        return -1;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] == '\n')
+            line[len - 1] = '\0';
+        *lines = realloc(*lines, (size_t)(n + 1) * sizeof(char *));
+        (*lines)[n++] = strdup(line);
+    }
+    free(line);
+    fclose(f);
+    if (n > 1)
+        qsort(*lines, (size_t)n, sizeof(char *), cmp_str);
+    return n;
+}
+
+void tm_free_lines(char **lines, long n)
+{
+    for (long i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+int tm_sh(const char *cmd, int timeout_ms)
+{
+    char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+    return tm_harness_run(argv, NULL, NULL, timeout_ms);
+}

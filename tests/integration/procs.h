@@ -1,0 +1,65 @@
+/*
+ * procs.h - integration helpers for the project's daemons and for reading Kafka back
+ * with kcat (procs.c). Built on harness.h: every process is started through
+ * tm_harness_spawn, so it is stopped by pid on every exit path.
+ */
+#ifndef TM_PROCS_H
+#define TM_PROCS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* A running tm-collector and the addresses it printed ("listening NAME ADDR"). */
+struct tm_collector_proc {
+    pid_t pid;
+    int out_fd;
+    char conf[256];
+    char lumberjack[64], syslog_tcp[64], syslog_udp[64], http[64], admin[64];
+};
+
+/*
+ * Writes conf_text to a temporary INI file and starts $TM_BUILD/tm-collector with it,
+ * --kafka bootstrap, every listener on 127.0.0.1:0 and --admin 127.0.0.1:0, then reads
+ * the listening lines. Returns 0, or -1 when it did not start within 10 s.
+ */
+int tm_collector_start(struct tm_collector_proc *p, const char *bootstrap, const char *conf_text);
+
+/* Starts it again with the same config and the same listener ports. Returns 0 or -1. */
+int tm_collector_restart(struct tm_collector_proc *p, const char *bootstrap);
+
+/* SIGTERM, wait; returns the exit status (tm_harness_stop). Removes the config file. */
+int tm_collector_stop(struct tm_collector_proc *p);
+
+/* One Kafka message as kcat -J shows it. */
+struct tm_kmsg {
+    char *key;
+    char *payload;
+    json_t *headers; /* object name -> value (last one wins) */
+    int partition;
+    long long offset;
+};
+
+struct tm_kmsgs {
+    struct tm_kmsg *v;
+    size_t n;
+};
+
+/*
+ * Reads every message of topic from the beginning to the current end with
+ * `kcat -C -J -e`. Returns 0 or -1. Free with tm_kmsgs_free.
+ */
+int tm_kcat_consume(const char *bootstrap, const char *topic, struct tm_kmsgs *out);
+void tm_kmsgs_free(struct tm_kmsgs *m);
+
+/* Value of a header, or NULL. */
+const char *tm_kmsg_header(const struct tm_kmsg *m, const char *name);
+
+/* Reads a file of lines into a sorted array of strings. Returns the count, or -1. */
+long tm_read_sorted_lines(const char *path, char ***lines);
+void tm_free_lines(char **lines, long n);
+
+/* Runs a shell command (sh -c) to completion within timeout_ms. Returns its status. */
+int tm_sh(const char *cmd, int timeout_ms);
+
+#endif

@@ -1,0 +1,339 @@
+/*
+ * test_collector_syslog_http.c - tm-collector's syslog and HTTP listeners with real
+ * clients: util-linux `logger` (RFC 5424 and RFC 3164, TCP with octet counting and UDP),
+ * raw CEF lines, and `curl` posting gzip'd NDJSON with bearer tokens. What landed in
+ * Kafka is read back with kcat.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "procs.h"
+#include "tm/tm_event.h"
+
+#define TOKEN "s3cret-token-kyiv"
+
+static struct tm_harness_kafka kafka;
+static struct tm_collector_proc col;
+static char tmpdir[256];
+static char marker[32];
+
+static int setup(void **state)
+{
+    char cmd[1024], conf[2048], map[300];
+    char *argv[] = {"sh", "-c", cmd, NULL};
+    char *hash = NULL;
+    (void)state;
+
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/tm-sh-test-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL)
+        return -1;
+    snprintf(marker, sizeof(marker), "m%ld", (long)getpid());
+    snprintf(cmd, sizeof(cmd), "printf %%s '%s' | sha256sum | cut -d' ' -f1", TOKEN);
+    if (tm_harness_run(argv, &hash, NULL, 10000) != 0)
+        return -1;
+    hash[strcspn(hash, "\n")] = '\0';
+    snprintf(map, sizeof(map), "%s/identities.ini", tmpdir);
+    snprintf(cmd, sizeof(cmd),
+             "printf '[operator.ua-water-kyiv]\\nsector = drinking-water\\nregion = UA-30\\n"
+             "tokens_sha256 = %s\\n' > '%s'",
+             hash, map);
+    free(hash);
+    if (tm_sh(cmd, 10000) != 0)
+        return -1;
+    snprintf(conf, sizeof(conf),
+             "[identity]\nmap = %s\ndefault_operator = test-op\ndefault_sector = energy\n"
+             "default_region = UA-32\n[http]\nmax_body = 64KiB\n[kafka]\nlinger = 2ms\n",
+             map);
+    if (tm_harness_kafka_start(&kafka, 1, 6) != 0)
+        return -1;
+    return tm_collector_start(&col, kafka.bootstrap, conf);
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    (void)state;
+    tm_collector_stop(&col);
+    tm_harness_kafka_stop(&kafka);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    tm_sh(cmd, 10000);
+    return 0;
+}
+
+/* Waits until tm.events.v1 holds n events whose summary or raw contains needle. */
+static int wait_events(const char *needle, int n, struct tm_event *out, int max)
+{
+    for (int tries = 0; tries < 50; tries++) {
+        struct tm_kmsgs msgs;
+        int found = 0;
+
+        assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+        for (size_t i = 0; i < msgs.n; i++) {
+            struct tm_event e;
+            char err[TM_ERR_LEN];
+            if (strstr(msgs.v[i].payload, needle) == NULL)
+                continue;
+            assert_int_equal(tm_event_decode(&e, msgs.v[i].payload, strlen(msgs.v[i].payload),
+                                             TM_EVENT_STAMPED, err),
+                             TM_EVENT_OK);
+            if (found < max)
+                out[found] = e;
+            found++;
+        }
+        tm_kmsgs_free(&msgs);
+        if (found >= n)
+            return found;
+        usleep(200000);
+    }
+    return 0;
+}
+
+static void logger(const char *mode, const char *addr, const char *msg)
+{
+    char cmd[1024];
+    const char *colon = strrchr(addr, ':');
+
+    snprintf(cmd, sizeof(cmd), "logger %s -n 127.0.0.1 -P %s -t sshd '%s'", mode, colon + 1, msg);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+}
+
+static void test_collector_syslog_rfc5424_tcp_octet_counting(void **state)
+{
+    static struct tm_event e[2];
+    char msg[256];
+    (void)state;
+
+    snprintf(msg, sizeof(msg), "Failed password for root from 203.0.113.77 port 4242 ssh2 %s-a",
+             marker);
+    logger("--tcp --octet-count --rfc5424", col.syslog_tcp, msg);
+    assert_int_equal(wait_events("203.0.113.77", 1, e, 2), 1);
+    /* An sshd line through syslog: parsed as brute force, stamped with the default identity. */
+    assert_string_equal(e[0].category, "bruteforce");
+    assert_string_equal(e[0].attack.technique, "T1110");
+    assert_string_equal(e[0].src.ip, "203.0.113.77");
+    assert_string_equal(e[0].operator_id, "test-op");
+    assert_string_equal(e[0].sector, "energy");
+    assert_string_equal(e[0].region, "UA-32");
+}
+
+static void test_collector_syslog_rfc3164_tcp_and_udp(void **state)
+{
+    static struct tm_event e[4];
+    char msg[256];
+    (void)state;
+
+    snprintf(msg, sizeof(msg), "Invalid user admin from 198.51.100.31 port 5555 %s-b", marker);
+    logger("--tcp --rfc3164", col.syslog_tcp, msg);
+    snprintf(msg, sizeof(msg), "Invalid user oracle from 198.51.100.32 port 5556 %s-c", marker);
+    logger("-d --rfc3164", col.syslog_udp, msg);
+    snprintf(msg, sizeof(msg), "Invalid user test from 198.51.100.33 port 5557 %s-d", marker);
+    logger("-d --rfc5424", col.syslog_udp, msg);
+    assert_int_equal(wait_events("198.51.100.31", 1, e, 4), 1);
+    assert_string_equal(e[0].category, "bruteforce");
+    assert_int_equal(wait_events("198.51.100.32", 1, e, 4), 1);
+    assert_string_equal(e[0].src.ip, "198.51.100.32");
+    assert_int_equal(wait_events("198.51.100.33", 1, e, 4), 1);
+}
+
+static void test_collector_syslog_cef(void **state)
+{
+    static struct tm_event e[2];
+    char cmd[1024];
+    const char *colon = strrchr(col.syslog_tcp, ':');
+    (void)state;
+
+    /* A CEF line framed by LF over TCP, as ArcSight-style appliances send it. */
+    snprintf(cmd, sizeof(cmd),
+             "printf '<134>Nov 23 07:22:05 fw01 CEF:0|Vendor|NGFW|1.0|4711|DDoS attack "
+             "detected %s|9|src=192.0.2.99 dst=10.1.2.3 dpt=443\\n' | "
+             "timeout 5 bash -c 'cat > /dev/tcp/127.0.0.1/%s'",
+             marker, colon + 1);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    assert_int_equal(wait_events("192.0.2.99", 1, e, 2), 1);
+    assert_string_equal(e[0].source.kind, "cef");
+    assert_string_equal(e[0].category, "ddos");
+    assert_true(e[0].severity >= 8);
+    assert_string_equal(e[0].dst.ip, "10.1.2.3");
+    assert_int_equal(e[0].dst.port, 443);
+}
+
+/* POSTs a file with curl; returns the status code and the body in *body. */
+static int curl_post(const char *file, const char *token, bool gzip, char **body)
+{
+    char url[128], auth[128];
+    char *argv[16];
+    char *out = NULL;
+    int n = 0, code = -1;
+
+    snprintf(url, sizeof(url), "http://%s/v1/events", col.http);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+    argv[n++] = "curl";
+    argv[n++] = "-s";
+    argv[n++] = "-w";
+    argv[n++] = "\n%{http_code}";
+    argv[n++] = "-H";
+    argv[n++] = "Content-Type: application/x-ndjson";
+    if (token != NULL) {
+        argv[n++] = "-H";
+        argv[n++] = auth;
+    }
+    if (gzip) {
+        argv[n++] = "-H";
+        argv[n++] = "Content-Encoding: gzip";
+    }
+    argv[n++] = "--data-binary";
+    argv[n++] = (char *)file;
+    argv[n++] = url;
+    argv[n] = NULL;
+    assert_int_equal(tm_harness_run(argv, &out, NULL, 60000), 0);
+    {
+        char *nl = strrchr(out, '\n');
+        code = (int)strtol(nl + 1, NULL, 10);
+        *nl = '\0';
+    }
+    *body = out;
+    return code;
+}
+
+static void test_collector_http_gzip_ndjson(void **state)
+{
+    static struct tm_event e[4];
+    char path[300], cmd[600], file[310];
+    char *body = NULL;
+    json_t *resp, *rej;
+    FILE *f;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/batch.ndjson", tmpdir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    /* Line 3 spoofs another operator: the token's operator must win. */
+    fprintf(f,
+            "{\"ts\":\"2026-11-23T07:00:00Z\",\"category\":\"phishing\",\"severity\":6,"
+            "\"summary\":\"%s-h1\"}\n",
+            marker);
+    fprintf(f, "{\"ts\":\"2026-11-23T07:00:01Z\",\"category\":\"ddos\",\"severity\":11}\n");
+    fprintf(f,
+            "{\"ts\":\"2026-11-23T07:00:02Z\",\"category\":\"malware\",\"severity\":7,"
+            "\"operator\":\"ua-energy-001\",\"summary\":\"%s-h2\"}\n",
+            marker);
+    fprintf(f, "\n");
+    fprintf(f, "this is not json\n");
+    fprintf(f,
+            "{\"ts\":\"2026-11-23T07:00:03Z\",\"category\":\"scan\",\"severity\":2,"
+            "\"summary\":\"%s-h3\"}\n",
+            marker);
+    fclose(f);
+    snprintf(cmd, sizeof(cmd), "gzip -k -f '%s'", path);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    snprintf(file, sizeof(file), "@%s.gz", path);
+
+    assert_int_equal(curl_post(file, TOKEN, true, &body), 200);
+    resp = json_loads(body, 0, NULL);
+    assert_non_null(resp);
+    assert_int_equal(json_integer_value(json_object_get(resp, "accepted")), 3);
+    rej = json_object_get(resp, "rejected");
+    assert_int_equal(json_array_size(rej), 2);
+    /* Rejected lines are named by their line number in the body. */
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rej, 0), "line")), 2);
+    assert_non_null(
+        strstr(json_string_value(json_object_get(json_array_get(rej, 0), "reason")), "severity"));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(rej, 1), "line")), 5);
+    json_decref(resp);
+    free(body);
+
+    assert_int_equal(wait_events(marker, 3, e, 4) >= 3, 1);
+    for (int i = 0; i < 3; i++) {
+        if (strstr(e[i].summary, "-h") == NULL)
+            continue;
+        assert_string_equal(e[i].operator_id, "ua-water-kyiv");
+        assert_string_equal(e[i].sector, "drinking-water");
+        assert_string_equal(e[i].region, "UA-30");
+    }
+}
+
+static void test_collector_http_auth_and_limits(void **state)
+{
+    char path[300], file[310];
+    char *body = NULL;
+    FILE *f;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/one.ndjson", tmpdir);
+    f = fopen(path, "w");
+    fprintf(f, "{\"ts\":\"2026-11-23T07:00:00Z\",\"category\":\"scan\",\"severity\":2}\n");
+    fclose(f);
+    snprintf(file, sizeof(file), "@%s", path);
+    assert_int_equal(curl_post(file, "wrong-token", false, &body), 401);
+    free(body);
+    assert_int_equal(curl_post(file, NULL, false, &body), 401);
+    free(body);
+
+    /* max_body is 64 KiB. */
+    snprintf(path, sizeof(path), "%s/big.ndjson", tmpdir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 2000; i++)
+        fprintf(f, "{\"ts\":\"2026-11-23T07:00:00Z\",\"category\":\"scan\",\"severity\":2}\n");
+    fclose(f);
+    snprintf(file, sizeof(file), "@%s", path);
+    assert_int_equal(curl_post(file, TOKEN, false, &body), 413);
+    free(body);
+}
+
+static void test_collector_http_rate_limit(void **state)
+{
+    struct tm_collector_proc rc;
+    struct tm_collector_proc saved = col;
+    char conf[1024], path[300], file[310];
+    char *body = NULL;
+    int codes[6];
+    FILE *f;
+    (void)state;
+
+    /* Its own collector: 10 events per second, burst 10. */
+    snprintf(conf, sizeof(conf),
+             "[identity]\nmap = %s/identities.ini\n[http]\nrate_per_sender = 10\n"
+             "rate_burst = 10\n",
+             tmpdir);
+    assert_int_equal(tm_collector_start(&rc, kafka.bootstrap, conf), 0);
+    col = rc;
+    snprintf(path, sizeof(path), "%s/five.ndjson", tmpdir);
+    f = fopen(path, "w");
+    for (int i = 0; i < 5; i++)
+        fprintf(f, "{\"ts\":\"2026-11-23T07:00:00Z\",\"category\":\"scan\",\"severity\":2}\n");
+    fclose(f);
+    snprintf(file, sizeof(file), "@%s", path);
+    for (int i = 0; i < 6; i++) {
+        codes[i] = curl_post(file, TOKEN, false, &body);
+        free(body);
+    }
+    col = saved;
+    /* 10 events fit the burst; right after, the sender is over its rate. */
+    assert_int_equal(codes[0], 200);
+    assert_int_equal(codes[1], 200);
+    assert_int_equal(codes[5], 429);
+    assert_int_equal(tm_collector_stop(&rc), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_collector_syslog_rfc5424_tcp_octet_counting),
+        cmocka_unit_test(test_collector_syslog_rfc3164_tcp_and_udp),
+        cmocka_unit_test(test_collector_syslog_cef),
+        cmocka_unit_test(test_collector_http_gzip_ndjson),
+        cmocka_unit_test(test_collector_http_auth_and_limits),
+        cmocka_unit_test(test_collector_http_rate_limit),
+    };
+    return cmocka_run_group_tests_name("collector_syslog_http", tests, setup, teardown);
+}
