@@ -24,7 +24,7 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
 CFLAGS ?=
 CFLAGS += -std=c11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
 
-PKGS := libevent libevent_openssl libevent_pthreads rdkafka hiredis jansson inih zlib openssl
+PKGS := libevent libevent_openssl libevent_pthreads rdkafka hiredis jansson yajl inih zlib openssl
 # pkg-config runs once, on first use (after 'deps' has installed what was missing).
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)

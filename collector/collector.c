@@ -6,6 +6,7 @@
  * to the next worker in turn.
  */
 #include <event2/listener.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -143,6 +144,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct collector *c = a->c;
     struct worker *w;
     char peer[TM_ADDR_LEN];
+    int one = 1;
     (void)l;
 
     if (c->draining || !collector_conn_admit(c, sa)) {
@@ -154,6 +156,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         close(fd);
         return;
     }
+    /* Acks are 6-byte frames: without TCP_NODELAY, Nagle's algorithm meets the sender's
+     * delayed ACK and every window waits ~40 ms for its ack. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     w = c->workers[c->next_worker++ % (unsigned)c->nworkers];
     worker_handoff(w, fd, sa, (socklen_t)len, a->kind);
 }

@@ -58,11 +58,19 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+static void put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+}
+
+/* Written digit by digit: it runs three times per event on the collector's hot path. */
 int tm_time_format(int64_t ms, char *out, size_t outlen)
 {
     int64_t days, rem, y;
     unsigned m, d;
-    int n;
 
     if (outlen < TM_TIME_LEN)
         return -1;
@@ -71,10 +79,22 @@ int tm_time_format(int64_t ms, char *out, size_t outlen)
         return -1;
     rem = ms - days * MS_PER_DAY;
     civil_from_days(days, &y, &m, &d);
-    n = snprintf(out, outlen, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y, m, d,
-                 (int)(rem / 3600000), (int)(rem / 60000 % 60), (int)(rem / 1000 % 60),
-                 (int)(rem % 1000));
-    return n == TM_TIME_LEN - 1 ? 0 : -1;
+    put_digits(out, (unsigned)y, 4);
+    out[4] = '-';
+    put_digits(out + 5, m, 2);
+    out[7] = '-';
+    put_digits(out + 8, d, 2);
+    out[10] = 'T';
+    put_digits(out + 11, (unsigned)(rem / 3600000), 2);
+    out[13] = ':';
+    put_digits(out + 14, (unsigned)(rem / 60000 % 60), 2);
+    out[16] = ':';
+    put_digits(out + 17, (unsigned)(rem / 1000 % 60), 2);
+    out[19] = '.';
+    put_digits(out + 20, (unsigned)(rem % 1000), 3);
+    out[23] = 'Z';
+    out[24] = '\0';
+    return 0;
 }
 
 /* Reads exactly n digits at s[*i]. */

@@ -8,11 +8,11 @@ packages=(
   # build
   build-essential pkg-config clang llvm
   libevent-dev librdkafka-dev zlib1g-dev libhiredis-dev libssl-dev
-  libjansson-dev libinih-dev liblz4-dev libzstd-dev
+  libjansson-dev libyajl-dev libinih-dev liblz4-dev libzstd-dev
   # test
   libcmocka-dev redis-server redis-tools kcat curl bsdutils gzip util-linux openssl python3
   # benchmarks
-  rsyslog rsyslog-kafka
+  rsyslog rsyslog-kafka bc linux-perf
 )
 
 missing=()

@@ -140,8 +140,18 @@ done
 
 started=()
 if [ -x "$build/tm-collector" ]; then
+  # Development identity: every sender on loopback is the operator 'dev-local'.
+  # Production uses an identity map with certificates and tokens (docs/collector.md).
+  cat >"$run/collector.ini" <<EOF_INI
+[identity]
+default_operator = dev-local
+default_sector = local-government
+default_region = UA-30
+[kafka]
+linger = 5ms
+EOF_INI
   start tm-collector "$run/tm-collector.out" "$run/tm-collector.log" \
-    "$build/tm-collector" --kafka "$bootstrap" --lumberjack 127.0.0.1:5044 \
+    "$build/tm-collector" -c "$run/collector.ini" --kafka "$bootstrap" --lumberjack 127.0.0.1:5044 \
     --syslog-tcp 127.0.0.1:5514 --syslog-udp 127.0.0.1:5514 --http 127.0.0.1:8088 \
     --admin 127.0.0.1:0
   started+=("  tm-collector   lumberjack 127.0.0.1:5044, syslog 127.0.0.1:5514 (tcp, udp), http 127.0.0.1:8088")

@@ -1,6 +1,6 @@
 /*
  * tm_event.h - the canonical event, schema v1 (docs/schema.md): the struct every program
- * passes around, its JSON codec (jansson) and its validation.
+ * passes around, its JSON codec (yajl, streaming) and its validation.
  *
  * The struct holds everything inline (no pointers), so an event can live on the stack,
  * be copied with memcpy and be reused without freeing. Absent optional fields are empty

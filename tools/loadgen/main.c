@@ -21,6 +21,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
@@ -244,6 +246,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
 
     if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         send_window(c);
         return;
     }
