@@ -53,7 +53,7 @@ tm-loadgen_DIR := tools/loadgen
 BINS :=
 define program
 $(1)_SRCS := $$(wildcard $$($(1)_DIR)/*.c)
-ifneq ($$($(1)_SRCS),)
+ifneq ($$(wildcard $$($(1)_DIR)/main.c),)
 BINS += $$(BUILD)/$(1)
 $$(BUILD)/$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS)) $$(LIBTM)
 	$$(CC) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
@@ -69,6 +69,14 @@ INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/tests/integration/%,$(INTEG_SRCS))
 INTEG_HELPERS := $(filter-out tests/integration/test_%,$(wildcard tests/integration/*.c))
 INTEG_HELPER_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(INTEG_HELPERS))
+# A unit test of a program-local module links that module: tests/unit/test_spool.c gets
+# agent/spool.c (and agent/ on its include path).
+MODULE_SRCS := $(wildcard agent/*.c)
+define unit_module
+$$(BUILD)/tests/unit/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(filter %/$(1).c,$$(MODULE_SRCS)))
+$$(OBJ)/tests/unit/test_$(1).o: CPPFLAGS += $$(patsubst %/,-I%,$$(dir $$(filter %/$(1).c,$$(MODULE_SRCS))))
+endef
+$(foreach t,$(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS)),$(eval $(call unit_module,$(t))))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))
@@ -99,7 +107,7 @@ $(OBJ)/%.o: %.c
 
 $(BUILD)/tests/unit/%: $(OBJ)/tests/unit/%.o $(LIBTM)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBTM) -lcmocka $(LDLIBS)
 
 $(BUILD)/tests/integration/%: $(OBJ)/tests/integration/%.o $(INTEG_HELPER_OBJS) $(LIBTM)
 	@mkdir -p $(@D)
