@@ -13,6 +13,7 @@
 
 #include "acceptor.h"
 #include "collector.h"
+#include "tls.h"
 #include "tm/tm_log.h"
 
 /* Open connections of one source address (IPv4 or IPv6 bytes). */
@@ -39,6 +40,25 @@ int collector_identify(struct collector *c, const char *cert_name, const struct 
         rc = 0;
     }
     return rc;
+}
+
+int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,
+                            struct identity *out, char *cert_name, size_t cert_name_len)
+{
+    char names[TLS_MAX_NAMES][TLS_NAME_LEN];
+    int n = ssl != NULL ? tls_peer_names(ssl, names, TLS_MAX_NAMES) : 0;
+
+    if (cert_name_len > 0)
+        cert_name[0] = '\0';
+    for (int i = 0; i < n; i++)
+        if (collector_identify(c, names[i], NULL, out) == 0)
+            return 0;
+    if (n > 0) {
+        /* A certificate the map does not name is refused, never given the default identity. */
+        snprintf(cert_name, cert_name_len, "%s", names[0]);
+        return -1;
+    }
+    return collector_identify(c, NULL, peer, out);
 }
 
 int collector_identify_token(struct collector *c, const char *token, struct identity *out)

@@ -62,6 +62,7 @@ struct collector_config {
     int64_t keepalive_ms;
     /* [syslog] */
     char syslog_tcp[TM_ADDR_LEN], syslog_udp[TM_ADDR_LEN];
+    bool syslog_tls;
     uint64_t max_line;
     /* [http] */
     char http[TM_ADDR_LEN];
@@ -148,6 +149,13 @@ struct collector {
 int collector_identify(struct collector *c, const char *cert_name, const struct sockaddr *peer,
                        struct identity *out);
 int collector_identify_token(struct collector *c, const char *token, struct identity *out);
+/*
+ * Resolves a connection: the names of its verified TLS client certificate (ssl may be
+ * NULL for plain TCP), else its address, else the default identity. A certificate the
+ * map does not name is refused; its name is then copied to cert_name for the log.
+ */
+int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,
+                            struct identity *out, char *cert_name, size_t cert_name_len);
 
 /* Connection accounting (acceptor admits, worker releases). */
 bool collector_conn_admit(struct collector *c, const struct sockaddr *peer);

@@ -76,6 +76,7 @@ static const struct tm_config_option options[] = {
 
     ADDR("syslog", "tcp", "", syslog_tcp, "syslog over TCP (empty: off)"),
     ADDR("syslog", "udp", "", syslog_udp, "syslog over UDP (empty: off)"),
+    BOOL("syslog", "tls", "false", syslog_tls, "require TLS on the syslog TCP listener (RFC 5425)"),
     NUM("syslog", "max_line", TM_CONF_SIZE, "64KiB", max_line, 128, 16777216,
         "longest syslog message"),
 

@@ -270,28 +270,17 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 
 static void identify(struct lj_conn *c)
 {
-    char names[TLS_MAX_NAMES][TLS_NAME_LEN];
-    int n = 0;
+    char cert[TLS_NAME_LEN];
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 
-    if (c->tls) {
-        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-        n = tls_peer_names(ssl, names, TLS_MAX_NAMES);
-    }
-    for (int i = 0; i < n; i++)
-        if (collector_identify(c->w->c, names[i], NULL, &c->id) == 0) {
-            c->identified = true;
-            break;
-        }
-    /* A certificate the map does not name is refused, never given the default identity. */
-    if (!c->identified && n == 0 &&
-        collector_identify(c->w->c, NULL, (struct sockaddr *)&c->peer_sa, &c->id) == 0)
-        c->identified = true;
-    if (!c->identified) {
+    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, &c->id, cert,
+                                sizeof(cert)) != 0) {
         tm_log_warn("lumberjack %s: unknown sender%s%s%s: closing", c->peer,
-                    n > 0 ? " (certificate '" : "", n > 0 ? names[0] : "", n > 0 ? "')" : "");
+                    cert[0] ? " (certificate '" : "", cert, cert[0] ? "')" : "");
         conn_close(c, NULL);
         return;
     }
+    c->identified = true;
     tm_log_debug("lumberjack %s: operator '%s'", c->peer, c->id.operator_id);
     update_reading(c);
 }

@@ -191,8 +191,8 @@ static int setup(struct app *a, char *err)
                                        cfg->tls_require_client_cert, err);
         if (c->tls == NULL)
             return -1;
-    } else if (cfg->lumberjack_tls) {
-        return tm_err(err, "[lumberjack] tls = true needs [tls] cert and key");
+    } else if (cfg->lumberjack_tls || cfg->syslog_tls) {
+        return tm_err(err, "[lumberjack] or [syslog] tls = true needs [tls] cert and key");
     }
 
     c->metrics = tm_metrics_create();

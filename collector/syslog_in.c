@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,6 +31,7 @@
 
 #include "collector.h"
 #include "syslog_in.h"
+#include "tls.h"
 #include "tm/tm_log.h"
 
 /* Room above max_line in the input buffer: the octet count ("16777216") and its space. */
@@ -55,6 +57,8 @@ struct syslog_conn {
     struct bufferevent *bev; /* NULL once closed */
     struct identity id;
     bool paused_by_worker;
+    bool tls;
+    bool identified;
     char peer[TM_ADDR_LEN];
     struct sockaddr_storage peer_sa;
     long in_flight;
@@ -203,7 +207,7 @@ static void slot_done_cb(struct kafka_ticket *t, int err)
 
 static bool can_read(const struct syslog_conn *c)
 {
-    return c->bev != NULL && !c->paused_by_worker;
+    return c->bev != NULL && c->identified && !c->paused_by_worker;
 }
 
 static void update_reading(struct syslog_conn *c)
@@ -292,11 +296,33 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
     (void)process_input(arg, false);
 }
 
+/* Plain TCP: at once; TLS: after the handshake, from the client certificate's names. */
+static void identify(struct syslog_conn *c)
+{
+    char cert[TLS_NAME_LEN];
+    SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
+
+    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, &c->id, cert,
+                                sizeof(cert)) != 0) {
+        tm_log_warn("syslog %s: unknown sender%s%s%s: closing", c->peer,
+                    cert[0] ? " (certificate '" : "", cert, cert[0] ? "')" : "");
+        conn_close(c, NULL);
+        return;
+    }
+    c->identified = true;
+    tm_log_debug("syslog %s: operator '%s'", c->peer, c->id.operator_id);
+    update_reading(c);
+}
+
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct syslog_conn *c = arg;
     (void)bev;
 
+    if (what & BEV_EVENT_CONNECTED) {
+        identify(c);
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
         tm_log_info("syslog %s: closing: idle timeout", c->peer);
         conn_close(c, NULL);
@@ -363,7 +389,16 @@ int syslog_tcp_conn_create(struct worker *w, int fd, const struct sockaddr *peer
     c->link.close_cb = close_cb;
     memcpy(&c->peer_sa, peer, peerlen);
     tm_net_format_addr(peer, c->peer, sizeof(c->peer));
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->tls = col->cfg.syslog_tls;
+    if (c->tls) {
+        SSL *ssl = SSL_new(col->tls);
+        if (ssl == NULL)
+            goto fail;
+        c->bev = bufferevent_openssl_socket_new(w->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+    } else {
+        c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (c->bev == NULL)
         goto fail;
     fd = -1; /* owned by the bufferevent */
@@ -373,13 +408,10 @@ int syslog_tcp_conn_create(struct worker *w, int fd, const struct sockaddr *peer
     worker_conn_add(w, &c->link);
     tm_gauge_add(w->lm_syslog.connections, 1);
     c->paused_by_worker = w->paused;
-    if (collector_identify(col, NULL, peer, &c->id) != 0) {
-        tm_log_warn("syslog %s: unknown sender: closing", c->peer);
-        conn_close(c, NULL); /* releases the connection and frees c */
-        return -1;
-    }
-    tm_log_debug("syslog %s: operator '%s'", c->peer, c->id.operator_id);
-    update_reading(c);
+    if (c->tls)
+        bufferevent_enable(c->bev, EV_READ); /* the handshake; identify() follows it */
+    else
+        identify(c); /* may close and free c */
     return 0;
 fail:
     tm_log_error("syslog: cannot set up a connection: out of memory or bad address");

@@ -219,3 +219,27 @@ int tm_sh(const char *cmd, int timeout_ms)
     char *argv[] = {"sh", "-c", (char *)cmd, NULL};
     return tm_harness_run(argv, NULL, NULL, timeout_ms);
 }
+
+/* A test CA, a server certificate, a client certificate; and a second, foreign CA. */
+int tm_make_test_pki(const char *dir)
+{
+    char cmd[4096];
+
+    snprintf(cmd, sizeof(cmd),
+             "set -e; cd '%s'; "
+             "for ca in ca evil; do "
+             "  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+             "    -subj \"/CN=$ca test CA\" -keyout $ca.key -out $ca.crt 2>/dev/null; done; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "  -subj /CN=collector.test -keyout server.key -out server.csr 2>/dev/null; "
+             "printf 'subjectAltName=DNS:collector.test,IP:127.0.0.1\\n' > server.ext; "
+             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "  -days 2 -extfile server.ext -out server.crt 2>/dev/null; "
+             "for who in agent:ca rogue:evil; do n=${who%%:*}; ca=${who#*:}; "
+             "  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "    -subj /CN=$n.vodokanal.test -keyout $n.key -out $n.csr 2>/dev/null; "
+             "  openssl x509 -req -in $n.csr -CA $ca.crt -CAkey $ca.key -CAcreateserial "
+             "    -days 2 -out $n.crt 2>/dev/null; done",
+             dir);
+    return tm_sh(cmd, 60000) == 0 ? 0 : -1;
+}

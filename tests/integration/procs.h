@@ -59,6 +59,13 @@ const char *tm_kmsg_header(const struct tm_kmsg *m, const char *name);
 long tm_read_sorted_lines(const char *path, char ***lines);
 void tm_free_lines(char **lines, long n);
 
+/*
+ * Makes a test PKI in dir with openssl: ca.crt/key, server.crt/key (CN collector.test,
+ * SAN DNS:collector.test and IP:127.0.0.1), agent.crt/key (CN agent.vodokanal.test,
+ * signed by ca) and, from a second CA evil.crt/key, rogue.crt/key. Returns 0 or -1.
+ */
+int tm_make_test_pki(const char *dir);
+
 /* Runs a shell command (sh -c) to completion within timeout_ms. Returns its status. */
 int tm_sh(const char *cmd, int timeout_ms);
 

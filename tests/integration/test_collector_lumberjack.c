@@ -173,30 +173,6 @@ static void test_collector_lumberjack_spoofed_operator(void **state)
     assert_int_equal(tm_collector_stop(&c), 0);
 }
 
-/* A test CA, a server certificate, a client certificate; and a second, foreign CA. */
-static void make_pki(void)
-{
-    char cmd[4096];
-
-    snprintf(cmd, sizeof(cmd),
-             "set -e; cd '%s'; "
-             "for ca in ca evil; do "
-             "  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-             "    -subj \"/CN=$ca test CA\" -keyout $ca.key -out $ca.crt 2>/dev/null; done; "
-             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "  -subj /CN=collector.test -keyout server.key -out server.csr 2>/dev/null; "
-             "printf 'subjectAltName=DNS:collector.test,IP:127.0.0.1\\n' > server.ext; "
-             "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-             "  -days 2 -extfile server.ext -out server.crt 2>/dev/null; "
-             "for who in agent:ca rogue:evil; do n=${who%%:*}; ca=${who#*:}; "
-             "  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-             "    -subj /CN=$n.vodokanal.test -keyout $n.key -out $n.csr 2>/dev/null; "
-             "  openssl x509 -req -in $n.csr -CA $ca.crt -CAkey $ca.key -CAcreateserial "
-             "    -days 2 -out $n.crt 2>/dev/null; done",
-             tmpdir);
-    assert_int_equal(tm_sh(cmd, 60000), 0);
-}
-
 static void test_collector_lumberjack_tls_client_cert(void **state)
 {
     char conf[2048], map[300], ids[300], cert[300], key[300], ca[300], rcert[300], rkey[300];
@@ -204,7 +180,7 @@ static void test_collector_lumberjack_tls_client_cert(void **state)
     FILE *f;
     (void)state;
 
-    make_pki();
+    assert_int_equal(tm_make_test_pki(tmpdir), 0);
     snprintf(map, sizeof(map), "%s/identities.ini", tmpdir);
     f = fopen(map, "w");
     assert_non_null(f);

@@ -325,12 +325,61 @@ static void test_collector_http_rate_limit(void **state)
     assert_int_equal(tm_collector_stop(&rc), 0);
 }
 
+static void test_collector_syslog_tls_client_cert(void **state)
+{
+    static struct tm_event e[2];
+    struct tm_collector_proc tc;
+    char conf[2048], map[300], cmd[2048];
+    (void)state;
+
+    assert_int_equal(tm_make_test_pki(tmpdir), 0);
+    snprintf(map, sizeof(map), "%s/tls-identities.ini", tmpdir);
+    snprintf(cmd, sizeof(cmd),
+             "printf '[operator.ua-water-kyiv]\\nsector = drinking-water\\nregion = UA-30\\n"
+             "certs = agent.vodokanal.test\\n' > '%s'",
+             map);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    snprintf(conf, sizeof(conf),
+             "[syslog]\ntls = true\n[tls]\ncert = %s/server.crt\nkey = %s/server.key\n"
+             "ca = %s/ca.crt\n[identity]\nmap = %s\n",
+             tmpdir, tmpdir, tmpdir, map);
+    assert_int_equal(tm_collector_start(&tc, kafka.bootstrap, conf), 0);
+    /* RFC 5425 framing: octet counting over TLS, from a client with a certificate. */
+    snprintf(cmd, sizeof(cmd),
+             "m='<38>1 2026-11-23T07:22:05Z gw1 sshd 42 - - Failed password for root from "
+             "192.0.2.123 port 4444 ssh2 %s-tls'; printf '%%d %%s' ${#m} \"$m\" | "
+             "timeout 5 openssl s_client -quiet -connect %s -cert %s/agent.crt "
+             "-key %s/agent.key -CAfile %s/ca.crt 2>/dev/null; true",
+             marker, tc.syslog_tcp, tmpdir, tmpdir, tmpdir);
+    assert_int_equal(tm_sh(cmd, 20000), 0);
+    assert_int_equal(wait_events("192.0.2.123", 1, e, 2), 1);
+    assert_string_equal(e[0].operator_id, "ua-water-kyiv");
+    assert_string_equal(e[0].category, "bruteforce");
+    /* A certificate from a foreign CA lands nothing. */
+    snprintf(cmd, sizeof(cmd),
+             "printf '<38>Nov 23 07:22:05 gw1 sshd[1]: Invalid user x from 192.0.2.124 "
+             "port 1\\n' | timeout 5 openssl s_client -quiet -connect %s -cert %s/rogue.crt "
+             "-key %s/rogue.key -CAfile %s/ca.crt 2>/dev/null; true",
+             tc.syslog_tcp, tmpdir, tmpdir, tmpdir);
+    assert_int_equal(tm_sh(cmd, 20000), 0);
+    sleep(1);
+    {
+        struct tm_kmsgs msgs;
+        assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+        for (size_t i = 0; i < msgs.n; i++)
+            assert_null(strstr(msgs.v[i].payload, "192.0.2.124"));
+        tm_kmsgs_free(&msgs);
+    }
+    assert_int_equal(tm_collector_stop(&tc), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collector_syslog_rfc5424_tcp_octet_counting),
         cmocka_unit_test(test_collector_syslog_rfc3164_tcp_and_udp),
         cmocka_unit_test(test_collector_syslog_cef),
+        cmocka_unit_test(test_collector_syslog_tls_client_cert),
         cmocka_unit_test(test_collector_http_gzip_ndjson),
         cmocka_unit_test(test_collector_http_auth_and_limits),
         cmocka_unit_test(test_collector_http_rate_limit),
