@@ -90,6 +90,17 @@ static long count_operator(const char *op)
     return n;
 }
 
+/* The value of the sample line starting with line_prefix (never a # HELP line). */
+static long metric(const char *text, const char *line_prefix)
+{
+    size_t n = strlen(line_prefix);
+
+    for (const char *p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p ? p + 1 : p)
+        if (strncmp(p, line_prefix, n) == 0)
+            return strtol(p + n, NULL, 10);
+    return -1;
+}
+
 static void test_collector_sighup_reloads_identity_map(void **state)
 {
     char map[300], conf[600];
@@ -220,12 +231,6 @@ static void test_collector_sigterm_mid_stream_loses_nothing(void **state)
     crash_mid_stream(false);
 }
 
-static long metric(const char *text, const char *line_prefix)
-{
-    const char *p = strstr(text, line_prefix);
-    return p == NULL ? -1 : strtol(p + strlen(line_prefix), NULL, 10);
-}
-
 static void test_collector_metrics_and_beats_suricata(void **state)
 {
     static const char conf[] = "[identity]\ndefault_operator = beats-op\n"
@@ -307,6 +312,67 @@ static void test_collector_metrics_and_beats_suricata(void **state)
     assert_int_equal(tm_collector_stop(&c), 0);
 }
 
+static void test_collector_backpressure_bounds_queue(void **state)
+{
+    /*
+     * Syslog over TCP has no acks: a sender pushes as fast as TCP lets it. With the brokers
+     * down, the collector must stop reading once its Kafka queue passes high_water (the
+     * sender then blocks on a full socket), not buffer the whole stream.
+     */
+    static const char conf[] = "[identity]\ndefault_operator = bp-op\ndefault_sector = energy\n"
+                               "[kafka]\nhigh_water = 300\nlow_water = 100\n";
+    enum { LINES = 20000 };
+    struct tm_collector_proc c;
+    char file[300], cmd[600];
+    char *body = NULL;
+    long depth, max_depth = 0, landed = 0;
+    int status;
+    pid_t sender;
+    FILE *f;
+    struct tm_kmsgs msgs;
+    (void)state;
+
+    snprintf(file, sizeof(file), "%s/bp.log", tmpdir);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    for (int i = 0; i < LINES; i++)
+        fprintf(f, "<38>Nov 23 07:22:05 gw1 app[1]: backpressure line %d bp-marker\n", i);
+    fclose(f);
+    assert_int_equal(tm_collector_start(&c, kafka.bootstrap, conf), 0);
+    assert_int_equal(loadgen(c.lumberjack, "10", NULL), 0); /* warm up the producer */
+    assert_int_equal(tm_harness_kafka_brokers(&kafka, false, -1), 0);
+    snprintf(cmd, sizeof(cmd), "cat '%s' > /dev/tcp/%s", file, c.syslog_tcp);
+    *strrchr(cmd, ':') = '/';
+    {
+        char *argv[] = {"bash", "-c", cmd, NULL};
+        sender = tm_harness_spawn(argv, NULL);
+    }
+    assert_true(sender > 0);
+    for (int i = 0; i < 15; i++) {
+        usleep(200000);
+        assert_int_equal(tm_harness_http(c.admin, "GET", "/metrics", &status, &body, 5000), 0);
+        depth = metric(body, "tm_collector_kafka_queue_depth ");
+        free(body);
+        if (depth > max_depth)
+            max_depth = depth;
+    }
+    /* It reached the mark and stopped near it: one read buffer (64 KiB of lines) over at most. */
+    if (max_depth < 300 || max_depth > 300 + 1200)
+        fail_msg("kafka queue peaked at %ld messages with high_water 300", max_depth);
+    assert_int_equal(tm_harness_kafka_brokers(&kafka, true, -1), 0);
+    assert_int_equal(tm_harness_wait(sender, 120000), 0);
+    for (int i = 0; i < 100 && landed < LINES; i++) {
+        usleep(300000);
+        landed = 0;
+        assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+        for (size_t k = 0; k < msgs.n; k++)
+            landed += strstr(msgs.v[k].payload, "bp-marker") != NULL;
+        tm_kmsgs_free(&msgs);
+    }
+    assert_int_equal(landed, LINES);
+    assert_int_equal(tm_collector_stop(&c), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_collector_sigkill_mid_stream_loses_nothing),
         cmocka_unit_test(test_collector_sigterm_mid_stream_loses_nothing),
         cmocka_unit_test(test_collector_metrics_and_beats_suricata),
+        cmocka_unit_test(test_collector_backpressure_bounds_queue),
     };
     return cmocka_run_group_tests_name("collector_lifecycle", tests, setup, teardown);
 }
