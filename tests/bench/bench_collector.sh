@@ -15,8 +15,8 @@
 set -eu
 build=$(cd "${1:-build}" && pwd)
 n=${BENCH_EVENTS:-1000000}
-workers=${BENCH_WORKERS:-1}
-conns=${BENCH_CONNECTIONS:-4}
+workers=${BENCH_WORKERS:-2}
+conns=${BENCH_CONNECTIONS:-8}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench.XXXXXX")
 pids=()
