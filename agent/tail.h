@@ -1,0 +1,111 @@
+/*
+ * tail.h - the agent's file input: follows every file that matches a set of globs and
+ * hands each complete line to a callback, across restarts, rotation and truncation.
+ *
+ * Lines: delivered without the trailing "\n" (and without a "\r" before it). A last line
+ * with no newline yet is held (not delivered) until its newline arrives, as Filebeat
+ * does; the one exception is a rotated-away file that has gone idle, whose unfinished
+ * last line is delivered before the file is closed, since nobody will finish it. A line
+ * longer than max_line bytes is delivered cut to max_line bytes and the rest of it is
+ * skipped (counted in truncated_lines).
+ *
+ * Commit protocol (no loss): tail keeps, per file, the offset just past the last line it
+ * has delivered. tail_checkpoint() writes those offsets to the registry file atomically;
+ * the owner calls it only once every line delivered so far is durable (after its spool
+ * flush). After a crash, reading resumes at the last checkpoint: the lines delivered
+ * after it come again (duplicates within that window, never gaps).
+ *
+ * Files are identified by device and inode plus a fingerprint (FNV-1a 64 of the first
+ * bytes, up to 256). On restart a registry entry applies to a file only when all three
+ * match; an inode reused by another file starts from 0.
+ *
+ * Rotation: by rename - the renamed file is read to its end and kept open until it has
+ * been idle for rotated_idle_ms (so lines a writer still appends to it are read), then
+ * closed; the new file at the path is read from 0. By copytruncate or truncation - a size
+ * below the offset, or a changed fingerprint, restarts the file from 0. Files that start
+ * matching later are read from 0.
+ *
+ * Shutdown while a rotated-away file is still being read: its entry (with the file's
+ * current name) is in the registry like any other. On restart, an entry that no glob match
+ * claims is looked up by inode in the directory of its last known name; if found with the
+ * same fingerprint it is read to its end as a rotated file. If it was deleted, compressed
+ * or moved to another directory meanwhile, its unread rest is lost.
+ *
+ * Not thread-safe: one owner, the agent's event loop.
+ */
+#ifndef TM_AGENT_TAIL_H
+#define TM_AGENT_TAIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+
+enum tail_start {
+    TAIL_START_BEGINNING = 0, /* files without a registry entry are read from offset 0 */
+    TAIL_START_END = 1,       /* ...from their end; only for files present at tail_create */
+};
+
+struct tail_config {
+    const char *const *globs; /* glob(3) patterns; at least one */
+    size_t n_globs;
+    const char *registry_path; /* NULL: no registry (tail_checkpoint is a no-op) */
+    enum tail_start start;
+    size_t max_line;          /* longer lines are cut; 0 = 16 KiB */
+    size_t max_files;         /* open files at most (rotated ones count); 0 = 100 */
+    size_t read_chunk;        /* bytes per file per loop round; 0 = 64 KiB */
+    unsigned rescan_ms;       /* fallback glob rescan and file check; 0 = 2000 */
+    unsigned rotated_idle_ms; /* close a rotated-away file idle this long; 0 = 5000 */
+};
+
+struct tail_stats {
+    uint64_t files_watched;   /* files open now (following and rotated) */
+    uint64_t files_over_max;  /* matching files not opened at the last scan: max_files */
+    uint64_t lines;           /* lines delivered to line_cb */
+    uint64_t bytes;           /* bytes consumed (lines, newlines and skipped parts) */
+    uint64_t truncated_lines; /* lines cut to max_line */
+    uint64_t rotations;       /* followed files whose path went away or changed inode */
+    uint64_t truncations;     /* files restarted from 0: shrank or fingerprint changed */
+    uint64_t read_errors;
+};
+
+/*
+ * Called for each line. path is the name tail knows the file by (it opened it under that
+ * name, or found it renamed to another matching name). line is NUL-terminated for
+ * convenience, len excludes the NUL (the line itself may hold NUL bytes); both are valid
+ * only during the call. The callback may call tail_checkpoint, not tail_destroy.
+ */
+typedef void (*tail_line_cb)(void *arg, const char *path, const char *line, size_t len);
+
+struct tail;
+
+/*
+ * Loads the registry (a missing file is an empty registry), expands the globs, opens the
+ * matching files at their registry offsets (or at cfg->start), watches them and their
+ * directories with inotify on base and arms the rescan timer. Reading starts on the
+ * next loop round. cfg is copied (the glob strings too). Returns NULL with err
+ * (TM_ERR_LEN bytes) filled when the registry cannot be read or parsed, or inotify or
+ * memory fail. The caller owns the tail and frees it with tail_destroy.
+ */
+struct tail *tail_create(struct event_base *base, const struct tail_config *cfg,
+                         tail_line_cb line_cb, void *arg, char *err);
+
+/*
+ * Closes every file and the inotify descriptor and frees the tail. It does not write the
+ * registry: call tail_checkpoint first if all delivered lines are durable. NULL is ignored.
+ */
+void tail_destroy(struct tail *t);
+
+/*
+ * Writes the registry (a temporary file, fsync, rename, fsync of the directory) with the
+ * offset just past the last line delivered from each open file. Returns 0 (also without a
+ * registry_path), or -1 with err filled; the previous registry then stays in place.
+ */
+int tail_checkpoint(struct tail *t, char *err);
+
+/* Expands the globs and checks every open file now, as the rescan timer does. */
+void tail_rescan(struct tail *t);
+
+void tail_get_stats(const struct tail *t, struct tail_stats *out);
+
+#endif
