@@ -8,8 +8,13 @@
  * it has none, and produced to tm.events.v1 keyed by sector. What fails goes to
  * tm.events.rejected with the original bytes and the reason in headers; what parses but
  * is not a security event (an EVE flow record, an sshd banner) is counted as skipped.
+ *
+ * Agent heartbeats (a Lumberjack data frame whose object has "type":"tm.heartbeat",
+ * docs/protocols.md) are not events: they are stamped the same way and produced to
+ * tm.heartbeats keyed by agent id, and acknowledged like events.
  */
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "collector.h"
@@ -97,6 +102,78 @@ out:
     return r;
 }
 
+/*
+ * A heartbeat: checked for the fields the aggregator needs, stamped with the connection's
+ * identity and receive time (whatever the body says about them is replaced) and produced
+ * to tm.heartbeats. Returns ACCEPTED, REJECTED (msg says why) or FAILED.
+ */
+static enum ingest_result ingest_heartbeat(struct worker *w, const struct identity *id, json_t *hb,
+                                           struct listener_metrics *lm, struct kafka_ticket *t,
+                                           char *msg, char *err)
+{
+    const char *agent = dotted_string(hb, "agent", NULL);
+    char received[TM_TIME_LEN];
+    char *json = NULL;
+    size_t n = 0;
+    enum ingest_result r = INGEST_FAILED;
+
+    if (agent == NULL || agent[0] == '\0' || strlen(agent) > TM_EVENT_ID_MAX) {
+        tm_err(msg, "heartbeat without a valid 'agent' string");
+        return INGEST_REJECTED;
+    }
+    if (!json_is_integer(json_object_get(hb, "next_seq"))) {
+        tm_err(msg, "heartbeat without an integer 'next_seq'");
+        return INGEST_REJECTED;
+    }
+    tm_time_format(tm_time_now_ms(), received, sizeof(received));
+    if (json_object_set_new(hb, "operator", json_string(id->operator_id)) != 0 ||
+        json_object_set_new(hb, "sector", json_string(id->sector)) != 0 ||
+        json_object_set_new(hb, "region", json_string(id->region)) != 0 ||
+        json_object_set_new(hb, "received", json_string(received)) != 0 ||
+        (json = json_dumps(hb, JSON_COMPACT)) == NULL) {
+        tm_err(err, "cannot encode heartbeat");
+        goto out;
+    }
+    n = strlen(json);
+    {
+        struct kafka_header h[1] = {{"operator", id->operator_id, strlen(id->operator_id)}};
+        if (kafka_sink_produce(w->sink, KAFKA_TOPIC_HEARTBEATS, agent, strlen(agent), json, n, h, 1,
+                               t, err) != 0)
+            goto out;
+    }
+    tm_counter_inc(tm_metrics_counter(lm->registry, "tm_collector_heartbeats_total",
+                                      "Agent heartbeats produced to tm.heartbeats.", "listener",
+                                      lm->name, NULL));
+    r = INGEST_ACCEPTED;
+out:
+    free(json);
+    return r;
+}
+
+/*
+ * Decodes a payload that mentions "tm.heartbeat". SKIPPED means it is not one (its
+ * "type" says otherwise, say an event whose summary quotes the word): ingest it as usual.
+ */
+static enum ingest_result try_heartbeat(struct worker *w, const struct identity *id,
+                                        const char *data, size_t len, struct listener_metrics *lm,
+                                        struct kafka_ticket *t, char *msg, char *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    enum ingest_result r;
+
+    if (root == NULL)
+        return INGEST_SKIPPED; /* the event decoder names the JSON error */
+    if (!json_is_object(root) || !json_is_string(json_object_get(root, "type")) ||
+        strcmp(dotted_string(root, "type", NULL), "tm.heartbeat") != 0) {
+        json_decref(root);
+        return INGEST_SKIPPED;
+    }
+    r = ingest_heartbeat(w, id, root, lm, t, msg, err);
+    json_decref(root);
+    return r;
+}
+
 static void count_rejected(struct listener_metrics *lm, const char *reason)
 {
     tm_counter_inc(tm_metrics_counter(lm->registry, "tm_collector_events_rejected_total",
@@ -138,6 +215,20 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
 
     tm_counter_inc(lm->events_in);
     tm_counter_add(lm->bytes, len);
+    if (fmt == INGEST_JSON_ANY && len < TM_EVENT_JSON_MAX &&
+        memmem(data, len, "\"tm.heartbeat\"", 14) != NULL) {
+        enum ingest_result hr = try_heartbeat(w, id, data, len, lm, t, msg, err);
+        if (hr == INGEST_FAILED) {
+            tm_err(reason, "%s", err);
+            return INGEST_FAILED;
+        }
+        if (hr == INGEST_ACCEPTED)
+            return INGEST_ACCEPTED;
+        if (hr == INGEST_REJECTED) {
+            reason_class = "heartbeat";
+            goto rejected;
+        }
+    }
     if (fmt == INGEST_SYSLOG) {
         struct tm_parse_ctx ctx = {.now_ms = tm_time_now_ms()};
         pr = tm_parser_find("syslog")->parse(&ctx, data, len, &e, msg);

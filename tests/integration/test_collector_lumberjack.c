@@ -313,6 +313,73 @@ static void test_collector_lumberjack_kafka_down(void **state)
     assert_int_equal(tm_collector_stop(&c), 0);
 }
 
+/* Agent heartbeats go to tm.heartbeats keyed by agent, stamped with the connection's identity. */
+static void test_collector_lumberjack_heartbeats(void **state)
+{
+    struct tm_collector_proc c;
+    struct tm_kmsgs msgs;
+    char input[300];
+    const char *const extra[] = {"--input", input, NULL};
+    int heartbeats = 0, quoted = 0;
+    FILE *f;
+    (void)state;
+
+    snprintf(input, sizeof(input), "%s/heartbeats.ndjson", tmpdir);
+    f = fopen(input, "w");
+    assert_non_null(f);
+    /* The body claims another operator; the connection's identity wins. */
+    fputs("{\"type\":\"tm.heartbeat\",\"schema\":1,\"agent\":\"hb-agent-1\","
+          "\"operator\":\"someone-else\",\"version\":\"0.1\",\"uptime_s\":5,"
+          "\"next_seq\":42,\"lost_events\":0}\n",
+          f);
+    /* An event that merely quotes the word is still an event. */
+    fputs("{\"schema\":1,\"ts\":\"2026-11-23T10:00:00.000Z\",\"category\":\"scan\","
+          "\"severity\":3,\"summary\":\"\\\"tm.heartbeat\\\" in a summary\"}\n",
+          f);
+    /* A heartbeat without its agent is rejected with a reason. */
+    fputs("{\"type\":\"tm.heartbeat\",\"next_seq\":1}\n", f);
+    fclose(f);
+
+    assert_int_equal(tm_collector_start(&c, kafka.bootstrap, base_conf), 0);
+    assert_int_equal(loadgen(c.lumberjack, "3", "1", NULL, extra), 0);
+    assert_int_equal(tm_collector_stop(&c), 0);
+
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.heartbeats", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++) {
+        const struct tm_kmsg *m = &msgs.v[i];
+        if (strstr(m->payload, "\"hb-agent-1\"") == NULL)
+            continue;
+        heartbeats++;
+        assert_string_equal(m->key, "hb-agent-1");
+        assert_string_equal(tm_kmsg_header(m, "operator"), "test-op");
+        assert_non_null(strstr(m->payload, "\"operator\":\"test-op\""));
+        assert_non_null(strstr(m->payload, "\"sector\":\"energy\""));
+        assert_non_null(strstr(m->payload, "\"received\":\""));
+        assert_non_null(strstr(m->payload, "\"next_seq\":42"));
+        assert_null(strstr(m->payload, "someone-else"));
+    }
+    tm_kmsgs_free(&msgs);
+    assert_int_equal(heartbeats, 1);
+
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++)
+        quoted += strstr(msgs.v[i].payload, "in a summary") != NULL;
+    tm_kmsgs_free(&msgs);
+    assert_int_equal(quoted, 1);
+
+    heartbeats = 0;
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.rejected", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++) {
+        const char *reason = tm_kmsg_header(&msgs.v[i], "reason");
+        if (reason != NULL && strcmp(reason, "heartbeat") == 0) {
+            heartbeats++;
+            assert_non_null(strstr(tm_kmsg_header(&msgs.v[i], "error"), "agent"));
+        }
+    }
+    tm_kmsgs_free(&msgs);
+    assert_int_equal(heartbeats, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -321,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_collector_lumberjack_tls_client_cert),
         cmocka_unit_test(test_collector_lumberjack_rejected_events),
         cmocka_unit_test(test_collector_lumberjack_kafka_down),
+        cmocka_unit_test(test_collector_lumberjack_heartbeats),
     };
     return cmocka_run_group_tests_name("collector_lumberjack", tests, setup, teardown);
 }
