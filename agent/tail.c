@@ -153,7 +153,16 @@ static int fingerprint(int fd, unsigned len, uint64_t *out)
     return 0;
 }
 
-static void restart_file(struct tail *t, struct tfile *f, const char *why);
+/* Starts f over from offset 0: it was truncated or rewritten (copytruncate). */
+static void restart_file(struct tail *t, struct tfile *f, const char *why)
+{
+    tm_log_info("tail '%s': %s at offset %" PRIu64 ", reading from 0", f->path, why, f->off);
+    f->off = 0;
+    f->skip = false;
+    f->fp_len = 0;
+    f->more = true;
+    t->stats.truncations++;
+}
 
 /*
  * Checks and grows the fingerprint. The first bytes of a file that is only appended to
@@ -187,17 +196,6 @@ static void schedule_work(struct tail *t)
         evtimer_add(t->work_ev, &zero);
 }
 
-/* Starts f over from offset 0: it was truncated or rewritten (copytruncate). */
-static void restart_file(struct tail *t, struct tfile *f, const char *why)
-{
-    tm_log_info("tail '%s': %s at offset %" PRIu64 ", reading from 0", f->path, why, f->off);
-    f->off = 0;
-    f->skip = false;
-    f->fp_len = 0;
-    f->more = true;
-    t->stats.truncations++;
-}
-
 static void emit(struct tail *t, struct tfile *f, char *line, size_t len)
 {
     line[len] = '\0';
@@ -205,10 +203,19 @@ static void emit(struct tail *t, struct tfile *f, char *line, size_t len)
     t->line_cb(t->arg, f->path, line, len);
 }
 
+/* Moves f past the next `used` bytes of buf; they have been delivered or discarded. */
+static void advance(struct tail *t, struct tfile *f, size_t used)
+{
+    f->off += used;
+    t->stats.bytes += used;
+}
+
 /*
  * Delivers the complete lines in buf[0..n) (read at f->off) and returns how many bytes
  * were consumed; an unfinished last line of at most max_line + 1 bytes stays unconsumed.
- * Writes a NUL after each delivered line, always over a byte already consumed.
+ * f->off moves past a line before line_cb sees it, so a tail_checkpoint from inside the
+ * callback covers that line. Writes a NUL after each delivered line, always over a byte
+ * already consumed.
  */
 static size_t consume(struct tail *t, struct tfile *f, char *buf, size_t n)
 {
@@ -216,35 +223,40 @@ static size_t consume(struct tail *t, struct tfile *f, char *buf, size_t n)
 
     while (p < n) {
         char *nl = memchr(buf + p, '\n', n - p);
+        char *line = buf + p;
+        size_t len;
+
         if (nl != NULL) {
             size_t end = (size_t)(nl - buf);
-            if (f->skip) {
-                f->skip = false;
-            } else {
-                size_t len = end - p;
-                if (len > 0 && buf[end - 1] == '\r')
-                    len--;
-                if (len > t->max_line) {
-                    len = t->max_line;
-                    t->stats.truncated_lines++;
-                }
-                emit(t, f, buf + p, len);
-            }
+            bool skipped = f->skip;
+
+            len = end - p;
+            if (len > 0 && buf[end - 1] == '\r')
+                len--;
+            f->skip = false;
+            advance(t, f, end + 1 - p);
             p = end + 1;
+            if (skipped)
+                continue;
+            if (len > t->max_line) {
+                len = t->max_line;
+                t->stats.truncated_lines++;
+            }
+            emit(t, f, line, len);
         } else if (f->skip) {
+            advance(t, f, n - p);
             p = n;
         } else if (n - p > t->max_line + 1) {
             /* Longer than any line we keep even before its "\r\n": cut it now. */
             t->stats.truncated_lines++;
-            emit(t, f, buf + p, t->max_line);
             f->skip = true;
+            advance(t, f, n - p);
             p = n;
+            emit(t, f, line, t->max_line);
         } else {
             break;
         }
     }
-    f->off += p;
-    t->stats.bytes += p;
     return p;
 }
 
@@ -306,9 +318,8 @@ static void flush_partial(struct tail *t, struct tfile *f)
         len = t->max_line;
         t->stats.truncated_lines++;
     }
+    advance(t, f, (size_t)n);
     emit(t, f, t->buf, len);
-    f->off += (uint64_t)n;
-    t->stats.bytes += (uint64_t)n;
 }
 
 static void watch_dir_of(struct tail *t, const char *path, bool only_literal)
@@ -434,8 +445,13 @@ static void place_initial(struct tail *t, struct tfile *f, uint64_t size)
         f->skip = e->skip;
         return;
     }
-    if (t->start == TAIL_START_END)
+    if (t->start == TAIL_START_END && size > 0) {
+        char last;
+
+        /* Mid-line at the end: skip the rest of that line rather than deliver a piece. */
         f->off = f->ckpt_off = size;
+        f->skip = pread(f->fd, &last, 1, (off_t)(size - 1)) == 1 && last != '\n';
+    }
 }
 
 /*
@@ -747,36 +763,35 @@ static void rescan_cb(evutil_socket_t fd, short what, void *arg)
     tail_rescan(arg);
 }
 
-static void copy_path_clean(char *dst, size_t dstlen, const char *src)
+/* Newlines would split the registry line; the name is only a hint anyway. */
+static void clean_path(char *p)
 {
-    tm_strlcpy(dst, src, dstlen);
-    for (char *p = dst; *p != '\0'; p++)
+    for (; *p != '\0'; p++)
         if (*p == '\n' || *p == '\r')
             *p = '?';
 }
 
-/* The rotated file's current name (it moved since we opened it), else f->path. */
+/* The name to record for f: where a rotated file is now (it moved since we opened it). */
 static void current_name(const struct tfile *f, char *out, size_t outlen)
 {
-    char proc[64];
-    ssize_t n;
     static const char deleted[] = " (deleted)";
+    char proc[64];
+    ssize_t n = -1;
 
-    copy_path_clean(out, outlen, f->path);
-    if (!f->rotated)
-        return;
-    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
-    n = readlink(proc, out, outlen - 1);
-    if (n <= 0 || (size_t)n >= outlen - 1) {
-        copy_path_clean(out, outlen, f->path);
-        return;
+    if (f->rotated) {
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", f->fd);
+        n = readlink(proc, out, outlen - 1);
     }
-    out[n] = '\0';
-    if ((size_t)n >= sizeof(deleted) - 1 && strcmp(out + n - (sizeof(deleted) - 1), deleted) == 0) {
-        copy_path_clean(out, outlen, f->path);
-        return;
+    if (n > 0 && (size_t)n < outlen - 1) {
+        out[n] = '\0';
+        if ((size_t)n < sizeof(deleted) - 1 ||
+            strcmp(out + n - (sizeof(deleted) - 1), deleted) != 0) {
+            clean_path(out);
+            return;
+        }
     }
-    copy_path_clean(out, outlen, out);
+    tm_strlcpy(out, f->path, outlen);
+    clean_path(out);
 }
 
 int tail_checkpoint(struct tail *t, char *err)

@@ -19,11 +19,20 @@
  * bytes, up to 256). On restart a registry entry applies to a file only when all three
  * match; an inode reused by another file starts from 0.
  *
- * Rotation: by rename - the renamed file is read to its end and kept open until it has
- * been idle for rotated_idle_ms (so lines a writer still appends to it are read), then
- * closed; the new file at the path is read from 0. By copytruncate or truncation - a size
- * below the offset, or a changed fingerprint, restarts the file from 0. Files that start
- * matching later are read from 0.
+ * Rotation: by rename (or deletion) - the old file is read to its end and kept open until
+ * it has been idle for rotated_idle_ms, so lines a writer still appends to it are read;
+ * with a registry it is also kept until a checkpoint covers its last line. Lines written
+ * to it after it was closed are not read. The new file at the path is read from 0. If the
+ * new name matches a glob too, the file simply goes on under its new name. By
+ * copytruncate or truncation - a size below the offset, or changed first bytes (truncated
+ * and rewritten past the offset), restart the file from 0; lines written between our last
+ * read and the truncation are lost (inherent to copytruncate), and the glob must not match
+ * the copies or they are read again as new files. Files that start matching later are
+ * read from 0. TAIL_START_END starting mid-line skips the rest of that line.
+ *
+ * Each loop round reads at most max(read_chunk, max_line + 2) bytes per file (the size of
+ * the one shared read buffer) and re-arms itself while any file has more. Memory: that
+ * buffer plus about 100 bytes and the path per open file; no per-file line buffers.
  *
  * Shutdown while a rotated-away file is still being read: its entry (with the file's
  * current name) is in the registry like any other. On restart, an entry that no glob match

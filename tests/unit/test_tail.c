@@ -51,6 +51,7 @@ struct fixture {
     const char *globs[1];
     struct got got[MAX_GOT];
     size_t n;
+    const char *checkpoint_after; /* line_cb checkpoints after delivering this line */
 };
 
 static void line_cb(void *arg, const char *path, const char *line, size_t len)
@@ -67,6 +68,11 @@ static void line_cb(void *arg, const char *path, const char *line, size_t len)
     memcpy(g->line, line, len);
     g->line[len] = '\0';
     g->len = len;
+    if (fx->checkpoint_after != NULL && strcmp(g->line, fx->checkpoint_after) == 0) {
+        char err[TM_ERR_LEN] = "";
+        if (tail_checkpoint(fx->tail, err) != 0)
+            fail_msg("tail_checkpoint: %s", err);
+    }
 }
 
 static uint64_t now_ms(void)
@@ -384,15 +390,15 @@ static void test_tail_file_created_later(void **state)
         fx->cfg.globs = globs;
         fx->cfg.n_globs = 2;
         fx->cfg.start = TAIL_START_END;
-        write_file(old, O_TRUNC, "o1\n");
-        start_tail(fx); /* copies the globs */
+        write_file(old, O_TRUNC, "o1\nhal"); /* started mid-line: that line is skipped */
+        start_tail(fx);                      /* copies the globs */
     }
     run_for(fx, 100);
     assert_int_equal(fx->n, 0);
 
     write_file(later, O_TRUNC, "n1\nn2\n");
     wait_lines(fx, 2);
-    append(old, "o2\n");
+    append(old, "f\no2\n");
     wait_lines(fx, 3);
     expect_lines(fx, 0, want, 3);
     assert_string_equal(fx->got[0].name, "later.log");
@@ -608,6 +614,110 @@ static void test_tail_big_file_in_chunks(void **state)
     assert_true(small_at < 500);
 }
 
+/* The owner made lines durable up to "b" (checkpoint from the callback, mid-buffer). */
+static void test_tail_checkpoint_inside_callback(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const want[] = {"c", "d"};
+
+    write_file(fx->path, O_TRUNC, "a\nb\nc\n");
+    fx->checkpoint_after = "b";
+    start_tail(fx);
+    wait_lines(fx, 3);
+    assert_int_equal(fx->n, 3);
+    stop_tail(fx);
+
+    append(fx->path, "d\n");
+    fx->checkpoint_after = NULL;
+    fx->n = 0;
+    start_tail(fx);
+    wait_lines(fx, 2);
+    expect_lines(fx, 0, want, 2);
+}
+
+/* A directory that appears later has no inotify watch yet: the rescan timer finds it. */
+static void test_tail_rescan_finds_new_directory(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const want[] = {"deep1", "deep2"};
+    char sub[PATH_MAX];
+    char path[PATH_MAX];
+
+    fx->cfg.rescan_ms = 100;
+    snprintf(sub, sizeof(sub), "%s/sub", fx->dir);
+    snprintf(path, sizeof(path), "%s/sub/x.log", fx->dir);
+    snprintf(fx->glob, sizeof(fx->glob), "%s/sub/*.log", fx->dir);
+    start_tail(fx);
+    run_for(fx, 50);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    write_file(path, O_TRUNC, "deep1\n");
+    wait_lines(fx, 1);
+    append(path, "deep2\n");
+    wait_lines(fx, 2);
+    expect_lines(fx, 0, want, 2);
+    assert_string_equal(fx->got[0].name, "x.log");
+}
+
+static void test_tail_max_files(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const want[] = {"from a", "from b"};
+    const char *names[] = {"a.log", "b.log", "c.log"};
+    struct tail_stats st;
+
+    fx->cfg.max_files = 2;
+    snprintf(fx->glob, sizeof(fx->glob), "%s/*.log", fx->dir);
+    for (size_t i = 0; i < 3; i++) {
+        char path[PATH_MAX];
+        char text[16];
+        snprintf(path, sizeof(path), "%s/%s", fx->dir, names[i]);
+        snprintf(text, sizeof(text), "from %c\n", names[i][0]);
+        write_file(path, O_TRUNC, text);
+    }
+    start_tail(fx);
+    wait_lines(fx, 2);
+    expect_lines(fx, 0, want, 2);
+    tail_get_stats(fx->tail, &st);
+    assert_int_equal(st.files_watched, 2);
+    assert_int_equal(st.files_over_max, 1);
+}
+
+/* A checkpoint while a rotated file is read records its new name; a restart finishes it. */
+static void test_tail_checkpoint_names_rotated_file(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const want[] = {"a3"};
+    char rotated[PATH_MAX];
+    char text[1024];
+    size_t len;
+    FILE *fp;
+
+    snprintf(rotated, sizeof(rotated), "%s/app.log.1", fx->dir);
+    write_file(fx->path, O_TRUNC, "a1\n");
+    start_tail(fx);
+    wait_lines(fx, 1);
+    assert_int_equal(rename(fx->path, rotated), 0);
+    append(rotated, "a2\n");
+    wait_lines(fx, 2);
+    assert_int_equal(fx->n, 2);
+    checkpoint(fx);
+    stop_tail(fx);
+
+    fp = fopen(fx->registry, "r");
+    assert_non_null(fp);
+    len = fread(text, 1, sizeof(text) - 1, fp);
+    fclose(fp);
+    text[len] = '\0';
+    assert_non_null(strstr(text, "/app.log.1\n"));
+
+    append(rotated, "a3\n");
+    fx->n = 0;
+    start_tail(fx);
+    wait_lines(fx, 1);
+    expect_lines(fx, 0, want, 1);
+    assert_string_equal(fx->got[0].name, "app.log.1");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +739,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tail_rotated_file_finished_after_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tail_big_file_in_chunks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_checkpoint_inside_callback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_rescan_finds_new_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_max_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_checkpoint_names_rotated_file, setup, teardown),
     };
 
     tm_log_init("test_tail", TM_LOG_WARN, false);
