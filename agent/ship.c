@@ -17,6 +17,11 @@
  * collector may see the unacked part of a window twice, never a gap. The backoff resets
  * after an ack that advances.
  *
+ * Heartbeats: a timer marks one due every heartbeat_interval while connected (due marks
+ * coalesce); pump() sends it as a window of its own when no window is in flight, and
+ * never twice in a row while events wait. Collector names are resolved when connecting,
+ * with tm_net_parse_addr's blocking getaddrinfo (addresses are usually IP literals).
+ *
  * Memory is bounded: win_seqs has max_window_events slots; the J frames of one window
  * (at most max_window_bytes plus frame headers, or one event) are built in `plain`,
  * compressed into `wire` and moved into the bufferevent; input holds at most a partial

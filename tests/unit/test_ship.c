@@ -196,6 +196,9 @@ struct server {
     int windows;
     bool last_window_complete;
     int tls_verified_clients; /* connections whose client certificate verified */
+    int compressed_windows;   /* reads that began with a W frame and then a C frame */
+    size_t max_window_json;   /* most JSON bytes seen in one window */
+    size_t window_json;
 };
 
 static void sconn_free(struct sconn *c)
@@ -257,6 +260,7 @@ static int srv_window_cb(void *arg, uint32_t size)
 
     c->srv->last_window_complete = c->got == c->window;
     c->srv->windows++;
+    c->srv->window_json = 0;
     c->window = size;
     c->got = 0;
     c->acked = 0;
@@ -289,6 +293,9 @@ static int srv_data_cb(void *arg, uint32_t seq, const char *payload, size_t len)
     r->heartbeat = memmem(payload, len, "\"tm.heartbeat\"", 14) != NULL;
     snprintf(r->payload, sizeof(r->payload), "%.*s", (int)len, payload);
     name_of(payload, len, r->name);
+    srv->window_json += len;
+    if (srv->window_json > srv->max_window_json)
+        srv->max_window_json = srv->window_json;
     c->got++;
     assert_int_equal(seq, c->got);
     if (srv->on_event != NULL)
@@ -328,6 +335,11 @@ static void sconn_read_cb(struct bufferevent *bev, void *arg)
     size_t need = 0;
     long used;
 
+    if (evbuffer_get_length(in) >= 8) {
+        const uint8_t *p = evbuffer_pullup(in, 8);
+        if (p[0] == '2' && p[1] == 'W' && p[6] == '2' && p[7] == 'C')
+            c->srv->compressed_windows++;
+    }
     if (c->srv->tls != NULL && c->got == 0 && c->window == 0) {
         SSL *ssl = bufferevent_openssl_get_ssl(bev);
         X509 *peer = SSL_get1_peer_certificate(ssl);
@@ -698,6 +710,31 @@ static void test_ship_ships_in_order_priority_first(void **state)
     assert_true(st.connected);
     assert_string_equal(st.collector, fx->srv[0].addr);
     assert_int_equal(fx->spool->backwards_acks, 0);
+    assert_true(fx->srv[0].compressed_windows >= 1);
+}
+
+static void test_ship_window_bytes_are_capped(void **state)
+{
+    struct fixture *fx = *state;
+    char name[FAKE_DATA];
+    struct ship_stats st;
+
+    server_start(&fx->srv[0], fx->base, NULL);
+    use_collectors(fx, 1, fx->srv[0].addr);
+    fx->cfg.max_window_bytes = 1024;
+    /* 20 events of 130 bytes: 7 fit in 1024 bytes, so windows of 7, 7 and 6. */
+    for (int i = 0; i < 20; i++) {
+        snprintf(name, sizeof(name), "%02d-%0116d", i, 0);
+        spool_put(fx->spool, SPOOL_BULK, name);
+    }
+    assert_int_equal(fx->spool->ev[SPOOL_BULK][0].len, 130);
+    start_ship(fx);
+    assert_true(run_until(fx, all_acked));
+    assert_int_equal(fx->srv[0].windows, 3);
+    assert_int_equal(fx->srv[0].max_window_json, 7 * 130);
+    st = stats_of(fx);
+    assert_int_equal(st.windows_sent, 3);
+    assert_int_equal(st.events_acked, 20);
 }
 
 /* When b1 reaches the collector, a priority event is spooled (as a manual report would). */
@@ -1027,8 +1064,8 @@ static void test_ship_heartbeat_numbers_from_spool_and_callback(void **state)
     fx->cfg.heartbeat_interval_ms = 40;
     fx->cfg.ack_timeout_ms = 100;
     fx->cfg.heartbeat_cb = hb_override_cb;
-    spool_put(fx->spool, SPOOL_BULK, "e1");      /* 13 bytes */
-    spool_put(fx->spool, SPOOL_PRIORITY, "p22"); /* 14 bytes */
+    spool_put(fx->spool, SPOOL_BULK, "e1");
+    spool_put(fx->spool, SPOOL_PRIORITY, "p22");
     start_ship(fx);
     /* Connection 0 times out (the window waits: no heartbeat inside it); 1 acks all. */
     assert_true(run_until(fx, got_heartbeat));
@@ -1258,6 +1295,45 @@ static void test_ship_tls_without_client_certificate_is_refused(void **state)
     assert_int_equal(fx->spool->acked[SPOOL_BULK] + fx->spool->acked[SPOOL_PRIORITY], 0);
 }
 
+static bool connect_failed(struct fixture *fx)
+{
+    return stats_of(fx).connect_errors >= 1;
+}
+
+static void test_ship_tls_handshake_timeout(void **state)
+{
+    struct fixture *fx = *state;
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    char addr[64];
+    int fd;
+
+    if (!pki.ok)
+        skip();
+    /* Listens but never accepts: TCP connects, the ClientHello is never answered. */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    assert_int_equal(listen(fd, 4), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sin.sin_port));
+    use_collectors(fx, 1, addr);
+    fx->cfg.tls_ca = pki_path("ca.crt");
+    fx->cfg.connect_timeout_ms = 100;
+    spool_put(fx->spool, SPOOL_BULK, "e1");
+    start_ship(fx);
+    assert_true(run_until(fx, connect_failed));
+    assert_non_null(strstr(stats_of(fx).last_error, "timed out after 100 ms"));
+    assert_false(stats_of(fx).connected);
+    assert_int_equal(stats_of(fx).events_acked, 0);
+    ship_destroy(fx->ship);
+    fx->ship = NULL;
+    close(fd);
+}
+
 static void test_ship_config_errors(void **state)
 {
     struct fixture *fx = *state;
@@ -1305,6 +1381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_backoff_schedules_growing_delays, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ship_ships_in_order_priority_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_window_bytes_are_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_priority_overtakes_bulk_between_windows, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ship_partial_acks_advance_the_spool, setup, teardown),
@@ -1326,6 +1403,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_name_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_without_client_certificate_is_refused, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_ship_tls_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_config_errors, setup, teardown),
     };
 
