@@ -757,6 +757,7 @@ struct spool *spool_open(const struct spool_config *cfg, char *err)
     struct spool *s = NULL;
     char path[PATH_MAX];
     uint64_t top;
+    bool created = false;
 
     if (cfg == NULL || cfg->dir == NULL || cfg->dir[0] == '\0') {
         tm_err(err, "spool directory not set");
@@ -798,11 +799,15 @@ struct spool *spool_open(const struct spool_config *cfg, char *err)
         struct lane *l = &s->lanes[i];
         if (join(l->dir, s->dir, lane_names[i], err) != 0)
             goto fail;
-        if (mkdir(l->dir, 0700) != 0 && errno != EEXIST) {
+        if (mkdir(l->dir, 0700) == 0) {
+            created = true;
+        } else if (errno != EEXIST) {
             sys_err(err, "cannot create", l->dir);
             goto fail;
         }
     }
+    if (created && fsync_dir(s->dir, err) != 0)
+        goto fail;
     /* Records dropped while loading save the state, which needs next_seq: give it the
      * best value known so far (it only feeds the high-water mark). */
     s->next_seq = max64(s->hwm, max64(s->lanes[0].acked, s->lanes[1].acked)) + 1;
@@ -927,6 +932,12 @@ static int write_batch(struct spool *s, struct lane *l, char *err)
     cur->size += reclen;
     cur->events += l->pend_count;
     cur->unacked += l->pend_count;
+    if (l->pend_first <= l->acked) {
+        /* Acknowledged before they were flushed (spool_ack allows any issued seq). */
+        for (size_t pos = 0; pos < l->pend.len; pos += EV_HDR + get32(l->pend.p + pos + 8))
+            if (get64(l->pend.p + pos) <= l->acked)
+                cur->unacked--;
+    }
     l->bytes += reclen;
     l->fd_dirty = true;
     l->pend.len = 0;

@@ -16,6 +16,12 @@
  * (write, fsync, rename, fsync of the directory).
  *
  * Not thread-safe: one owner, the agent's event loop.
+ *
+ * Damage found on open or read (spool.c has the byte layout): a record whose header is
+ * unreadable ends its segment there (the rest is cut and counted in torn_bytes); a record
+ * with a sound header but a bad payload (CRC, zlib, or more than 1 MiB once inflated) is
+ * skipped, its unacknowledged events are added to lost_events, and it is marked on disk
+ * so that it is not counted again.
  */
 #ifndef TM_AGENT_SPOOL_H
 #define TM_AGENT_SPOOL_H
@@ -67,8 +73,9 @@ uint64_t spool_next_seq(const struct spool *s);
 /*
  * Appends one encoded event (JSON bytes, copied) to the lane's pending batch with seq
  * spool_next_seq() and advances it. The batch is written as one record by spool_flush,
- * or automatically when it reaches 256 KiB. Returns 0, or -1 with err filled
- * (I/O error: the event is not spooled and next_seq is unchanged).
+ * or automatically when it reaches 256 KiB (written only: fsync and the bulk cap wait for
+ * the next spool_flush). Events over 256 KiB are refused. Returns 0, or -1 with err
+ * filled (I/O error: the event is not spooled and next_seq is unchanged).
  */
 int spool_append(struct spool *s, enum spool_lane lane, const void *data, size_t len, char *err);
 
@@ -87,15 +94,19 @@ typedef int (*spool_event_cb)(uint64_t seq, const char *data, size_t len, void *
 
 /*
  * Reads flushed events of a lane with seq > after_seq, in order, at most max of them,
- * calling cb for each; data is valid only during the call. Pass after_seq = 0 to start at
- * the acknowledged position. Returns the number of events delivered, or -1 with err.
+ * calling cb for each; data is valid only during the call, and cb must not call into the
+ * spool. Pass after_seq = 0 to start at the acknowledged position (a smaller after_seq is
+ * raised to it). Events removed by the cap are skipped. Returns the number of events
+ * delivered, or -1 with err.
  */
 long spool_read(struct spool *s, enum spool_lane lane, uint64_t after_seq, size_t max,
                 spool_event_cb cb, void *arg, char *err);
 
 /*
  * Marks every event of the lane with seq <= seq as acknowledged, persists the position
- * atomically and deletes segments that hold only acknowledged events. Returns 0 or -1.
+ * atomically and deletes segments that hold only acknowledged events. A seq at or below
+ * the current position is a no-op; one never handed out (>= next_seq) is an error.
+ * Returns 0 or -1.
  */
 int spool_ack(struct spool *s, enum spool_lane lane, uint64_t seq, char *err);
 

@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <zlib.h>
+
 #include "spool.h"
 #include "tm/tm_common.h"
 
@@ -443,6 +445,15 @@ static void test_spool_ack_deletes_segments_and_resumes(void **state)
     assert_int_equal(list_segments(dir, SPOOL_BULK, segs, 64), 0);
     assert_int_equal(stats(s).depth_events[SPOOL_BULK], 0);
     assert_int_equal(stats(s).depth_bytes[SPOOL_BULK], 0);
+    /* An ack may run ahead of a flush; the depth only counts what is left. */
+    append_ev(s, SPOOL_BULK);
+    append_ev(s, SPOOL_BULK);
+    ack_ok(s, SPOOL_BULK, 21);
+    flush_ok(s);
+    assert_int_equal(stats(s).depth_events[SPOOL_BULK], 1);
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(read_ok(s, SPOOL_BULK, 0, 100, &g), 1);
+    assert_int_equal(g.seq[0], 22);
     spool_close(s);
     remove_dir(dir);
 }
@@ -719,6 +730,21 @@ static void test_spool_corrupt_middle_record_counted_lost(void **state)
     spool_close(s);
     remove_dir(dir);
 
+    /* A bad payload in the last record of the last segment is a torn write, not a loss. */
+    dir = make_dir();
+    c = config(dir);
+    three_records(&c, end);
+    flip_byte(segment_path(dir, SPOOL_BULK, 1), (off_t)end[2] - 2);
+    s = open_ok(&c);
+    assert_int_equal(stats(s).torn_bytes, end[2] - end[1]);
+    assert_int_equal(stats(s).lost_events, 0);
+    assert_int_equal(spool_next_seq(s), 11);
+    read_all(s, SPOOL_BULK, &g);
+    assert_int_equal(g.n, 10);
+    expect_range(&g, 0, 1, 10);
+    spool_close(s);
+    remove_dir(dir);
+
     /* A bad header in the middle: the rest of the segment cannot be found, it is cut. */
     dir = make_dir();
     c = config(dir);
@@ -771,6 +797,79 @@ static void test_spool_rejects_bad_input(void **state)
     assert_null(spool_open(&c, err));
     assert_non_null(strstr(err, "cannot create '"));
     remove_dir(dir);
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/*
+ * Writes a one-record bulk segment by hand, CRCs correct, whose header claims raw_len
+ * bytes once inflated while the zlib stream holds real_len: a zip bomb when real_len is
+ * larger. Layout as documented in spool.c.
+ */
+static void forge_segment(const char *dir, uint32_t raw_len, size_t real_len, uint32_t count)
+{
+    static unsigned char raw[2 * 1024 * 1024];
+    static unsigned char rec[40 + 2 * 1024 * 1024];
+    uLongf clen = sizeof(rec) - 40;
+    int fd;
+
+    assert_true(real_len <= sizeof(raw));
+    memset(raw, 0, real_len);
+    assert_int_equal(compress2(rec + 40, &clen, raw, real_len, 9), Z_OK);
+    put_le(rec, 0x31524d54u, 4);
+    put_le(rec + 4, clen, 4);
+    put_le(rec + 8, raw_len, 4);
+    put_le(rec + 12, count, 4);
+    put_le(rec + 16, 1, 8);
+    put_le(rec + 24, count, 8);
+    put_le(rec + 32, crc32(crc32(0, rec + 4, 28), rec + 40, (uInt)clen), 4);
+    put_le(rec + 36, crc32(0, rec + 4, 32), 4);
+    fd = open(segment_path(dir, SPOOL_BULK, 1), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, rec, 40 + clen), (ssize_t)(40 + clen));
+    close(fd);
+}
+
+static void test_spool_inflate_is_bounded(void **state)
+{
+    static struct got g;
+    (void)state;
+
+    /* The header claims 120 bytes, the stream inflates to 1 MiB: the record is dropped. */
+    for (int kind = 0; kind < 2; kind++) {
+        char *dir = make_dir();
+        struct spool_config c = config(dir);
+        struct spool *s;
+
+        assert_int_equal(mkdir(lane_dir(dir, SPOOL_BULK), 0700), 0);
+        if (kind == 0)
+            forge_segment(dir, 120, 1024 * 1024, 10);
+        else /* a header over the 1 MiB limit is not even read: the segment is cut */
+            forge_segment(dir, 1024 * 1024 + 12, 1024 * 1024 + 12, 10);
+        s = open_ok(&c);
+        if (kind == 0) {
+            assert_int_equal(stats(s).torn_bytes, 0);
+            read_all(s, SPOOL_BULK, &g);
+            assert_int_equal(g.n, 0);
+            assert_int_equal(stats(s).lost_events, 10);
+            assert_int_equal(stats(s).depth_events[SPOOL_BULK], 0);
+        } else {
+            assert_true(stats(s).torn_bytes > 0);
+            assert_int_equal(stats(s).depth_bytes[SPOOL_BULK], 0);
+        }
+        /* Seqs of the forged record are never handed out again. */
+        assert_int_equal(spool_next_seq(s), kind == 0 ? 11 : 1);
+        append_ev(s, SPOOL_BULK);
+        flush_ok(s);
+        read_all(s, SPOOL_BULK, &g);
+        assert_int_equal(g.n, 1);
+        spool_close(s);
+        remove_dir(dir);
+    }
 }
 
 /* Child of the SIGKILL test: appends and flushes forever, reporting each flushed seq. */
@@ -881,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_spool_torn_garbage_after_records),
         cmocka_unit_test(test_spool_corrupt_middle_record_counted_lost),
         cmocka_unit_test(test_spool_rejects_bad_input),
+        cmocka_unit_test(test_spool_inflate_is_bounded),
         cmocka_unit_test(test_spool_survives_sigkill),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
