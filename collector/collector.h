@@ -211,6 +211,12 @@ struct conn_list {
     struct conn_list *prev, *next;
 };
 void worker_conn_add(struct worker *w, struct conn_list *l);
+
+/*
+ * Wall-clock milliseconds as of this loop iteration (libevent's cached time): the
+ * receive time of everything read in one callback, without a clock call per event.
+ */
+int64_t worker_now_ms(struct worker *w);
 void worker_conn_remove(struct worker *w, struct conn_list *l);
 
 /* ---- ingest ------------------------------------------------------------------------ */

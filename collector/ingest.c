@@ -71,9 +71,10 @@ static const struct tm_parser *beats_parser(json_t *root, const char *msg)
     return tm_parser_find("syslog");
 }
 
-static enum tm_parse_result parse_beats(const char *data, size_t len, struct tm_event *e, char *err)
+static enum tm_parse_result parse_beats(const char *data, size_t len, int64_t now,
+                                        struct tm_event *e, char *err)
 {
-    struct tm_parse_ctx ctx = {.now_ms = tm_time_now_ms()};
+    struct tm_parse_ctx ctx = {.now_ms = now};
     const struct tm_parser *p;
     json_error_t je;
     json_t *root;
@@ -125,7 +126,7 @@ static enum ingest_result ingest_heartbeat(struct worker *w, const struct identi
         tm_err(msg, "heartbeat without an integer 'next_seq'");
         return INGEST_REJECTED;
     }
-    tm_time_format(tm_time_now_ms(), received, sizeof(received));
+    tm_time_format(worker_now_ms(w), received, sizeof(received));
     if (json_object_set_new(hb, "operator", json_string(id->operator_id)) != 0 ||
         json_object_set_new(hb, "sector", json_string(id->sector)) != 0 ||
         json_object_set_new(hb, "region", json_string(id->region)) != 0 ||
@@ -211,33 +212,40 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
     const char *reason_class = "parse";
     enum tm_parse_result pr;
     enum tm_event_reason er;
+    int64_t now;
     int n;
 
     tm_counter_inc(lm->events_in);
     tm_counter_add(lm->bytes, len);
-    if (fmt == INGEST_JSON_ANY && len < TM_EVENT_JSON_MAX &&
-        memmem(data, len, "\"tm.heartbeat\"", 14) != NULL) {
-        enum ingest_result hr = try_heartbeat(w, id, data, len, lm, t, msg, err);
-        if (hr == INGEST_FAILED) {
-            tm_err(reason, "%s", err);
-            return INGEST_FAILED;
-        }
-        if (hr == INGEST_ACCEPTED)
-            return INGEST_ACCEPTED;
-        if (hr == INGEST_REJECTED) {
-            reason_class = "heartbeat";
-            goto rejected;
-        }
-    }
+    now = worker_now_ms(w);
     if (fmt == INGEST_SYSLOG) {
-        struct tm_parse_ctx ctx = {.now_ms = tm_time_now_ms()};
+        struct tm_parse_ctx ctx = {.now_ms = now};
         pr = tm_parser_find("syslog")->parse(&ctx, data, len, &e, msg);
-    } else if (len < TM_EVENT_JSON_MAX && memmem(data, len, "\"@timestamp\"", 12) != NULL) {
-        pr = parse_beats(data, len, &e, msg);
     } else {
+        /*
+         * Canonical events are the bulk: decode first. Beats events and heartbeats fail
+         * at their first unknown key, which is cheap, and only then are looked at again.
+         */
         er = tm_event_decode(&e, data, len, TM_EVENT_SUBMITTED, msg);
         pr = er == TM_EVENT_OK ? TM_PARSE_EVENT : TM_PARSE_ERROR;
         reason_class = tm_event_reason_name(er);
+        if (er == TM_EVENT_UNKNOWN_FIELD && memmem(data, len, "\"tm.heartbeat\"", 14) != NULL) {
+            enum ingest_result hr = try_heartbeat(w, id, data, len, lm, t, msg, err);
+            if (hr == INGEST_FAILED) {
+                tm_err(reason, "%s", err);
+                return INGEST_FAILED;
+            }
+            if (hr == INGEST_ACCEPTED)
+                return INGEST_ACCEPTED;
+            if (hr == INGEST_REJECTED) {
+                reason_class = "heartbeat";
+                goto rejected;
+            }
+        }
+        if (er == TM_EVENT_UNKNOWN_FIELD && memmem(data, len, "\"@timestamp\"", 12) != NULL) {
+            pr = parse_beats(data, len, now, &e, msg);
+            reason_class = "parse";
+        }
     }
     if (pr == TM_PARSE_SKIP) {
         tm_counter_inc(lm->skipped);
@@ -250,7 +258,7 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
     tm_strlcpy(e.operator_id, id->operator_id, sizeof(e.operator_id));
     tm_strlcpy(e.sector, id->sector, sizeof(e.sector));
     tm_strlcpy(e.region, id->region, sizeof(e.region));
-    e.received = tm_time_now_ms();
+    e.received = now;
     if (e.id[0] == '\0')
         tm_id_new(e.id);
     er = tm_event_validate(&e, TM_EVENT_STAMPED, msg);

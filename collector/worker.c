@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "tm/tm_time.h"
 #include "lumberjack_conn.h"
 #include "syslog_in.h"
 #include "tm/tm_log.h"
@@ -52,6 +53,15 @@ static void pressure_cb(void *arg, bool congested)
     w->paused = congested;
     for (struct conn_list *l = w->conns; l != NULL; l = l->next)
         l->pause_cb(l, congested);
+}
+
+int64_t worker_now_ms(struct worker *w)
+{
+    struct timeval tv;
+
+    if (event_base_gettimeofday_cached(w->base, &tv) != 0)
+        return tm_time_now_ms();
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
 void worker_conn_add(struct worker *w, struct conn_list *l)

@@ -8,7 +8,7 @@
  * tree is built, which makes this several times faster than building one (this is the
  * collector's hot path). Duplicate keys and anything after the object are refused.
  * tm_event_validate() then applies the value rules (vocabularies, formats, required
- * fields) that C-built events must pass too. Encoding uses yajl's generator.
+ * fields) that C-built events must pass too. Encoding is a small fixed-schema writer.
  *
  * Every rejection names the field and gives a reason class, so the collector can put a
  * useful message on tm.events.rejected and count rejections by class.
@@ -18,7 +18,6 @@
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -267,17 +266,22 @@ enum tm_event_reason tm_event_validate(const struct tm_event *e, enum tm_event_m
 static int nesting_depth(const char *s, size_t len)
 {
     int depth = 0, max = 0;
-    bool in_string = false;
 
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
+        if (c == '"') {
+            /* Jump to the closing quote: one not preceded by an odd run of backslashes. */
+            for (;;) {
+                const char *q = memchr(s + i + 1, '"', len - i - 1);
+                size_t bs = 0;
+                if (q == NULL)
+                    return max; /* unterminated: the parser will say so */
+                i = (size_t)(q - s);
+                while (s[i - 1 - bs] == '\\')
+                    bs++;
+                if (bs % 2 == 0)
+                    break;
+            }
         } else if (c == '{' || c == '[') {
             if (++depth > max)
                 max = depth;
@@ -692,23 +696,126 @@ out:
 /* ---- encoding --------------------------------------------------------------------- */
 
 /*
- * yajl's generator escapes strings and writes in the order of the calls, so the output is
- * compact JSON in schema order. It checks UTF-8 structure only; free text is checked with
- * utf8_valid() first, so no event with invalid text is ever written out.
+ * The schema is fixed, so events are written by a small JSON writer rather than a
+ * generic generator: on the collector's hot path yajl's generator cost about as much as
+ * parsing (bench_codec: 1.4 us per event against 0.4 us for this writer). Output is
+ * compact JSON in schema order. Every string is checked as strict UTF-8 first and escaped
+ * per RFC 8259 (quote, backslash and control characters; everything else is copied), so
+ * no event with invalid text is ever written out.
+ *
+ * The writer counts what it would write even past the end of the buffer, so one pass
+ * with no buffer gives the exact size.
  */
-static bool gen_str(yajl_gen g, const char *key, const char *v)
+struct jw {
+    char *buf;
+    size_t cap; /* bytes of buf; writing stops there, counting does not */
+    size_t len; /* bytes the output needs so far */
+    bool ok;    /* false after an invalid string or time */
+    bool first; /* the next member is the first of its object */
+};
+
+static void jw_put(struct jw *w, const char *s, size_t n)
 {
-    if (v[0] == '\0')
-        return true;
-    return yajl_gen_string(g, (const unsigned char *)key, strlen(key)) == yajl_gen_status_ok &&
-           yajl_gen_string(g, (const unsigned char *)v, strlen(v)) == yajl_gen_status_ok;
+    if (w->len + n <= w->cap)
+        memcpy(w->buf + w->len, s, n);
+    w->len += n;
 }
 
-/*
- * Integers are written as digits with yajl_gen_number: yajl_gen_integer goes through
- * sprintf, which showed up in the collector's profile.
- */
-static bool gen_int(yajl_gen g, const char *key, int64_t v)
+/* Bytes JSON strings must escape: control characters, quote, backslash. */
+static bool must_escape(unsigned char c)
+{
+    return c < 0x20 || c == '"' || c == '\\';
+}
+
+static void jw_string(struct jw *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *run = p;
+    unsigned char high = 0; /* OR of every byte: bit 7 set means non-ASCII text */
+
+    jw_put(w, "\"", 1);
+    for (;; p++) {
+        char esc[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t n = 2;
+
+        while (*p != 0 && !must_escape(*p))
+            high |= *p++;
+        if (*p == 0)
+            break;
+        jw_put(w, (const char *)run, (size_t)(p - run));
+        run = p + 1;
+        switch (*p) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 0xF];
+            n = 6;
+        }
+        jw_put(w, esc, n);
+    }
+    jw_put(w, (const char *)run, (size_t)(p - run));
+    jw_put(w, "\"", 1);
+    if ((high & 0x80) != 0 && !utf8_valid(s))
+        w->ok = false;
+}
+
+/* Writes "key": with the comma the previous member needs. */
+static void jw_key(struct jw *w, const char *key)
+{
+    if (!w->first)
+        jw_put(w, ",", 1);
+    w->first = false;
+    jw_put(w, "\"", 1);
+    jw_put(w, key, strlen(key));
+    jw_put(w, "\":", 2);
+}
+
+static void jw_open(struct jw *w, const char *key)
+{
+    if (key != NULL)
+        jw_key(w, key);
+    jw_put(w, "{", 1);
+    w->first = true;
+}
+
+static void jw_close(struct jw *w)
+{
+    jw_put(w, "}", 1);
+    w->first = false;
+}
+
+/* A string member; absent (empty) strings are left out. */
+static void jw_str(struct jw *w, const char *key, const char *v)
+{
+    if (v[0] == '\0')
+        return;
+    jw_key(w, key);
+    jw_string(w, v);
+}
+
+static void jw_int(struct jw *w, const char *key, int64_t v)
 {
     char digits[24];
     char *p = digits + sizeof(digits);
@@ -720,23 +827,24 @@ static bool gen_int(yajl_gen g, const char *key, int64_t v)
     } while (u != 0);
     if (v < 0)
         *--p = '-';
-    return yajl_gen_string(g, (const unsigned char *)key, strlen(key)) == yajl_gen_status_ok &&
-           yajl_gen_number(g, p, (size_t)(digits + sizeof(digits) - p)) == yajl_gen_status_ok;
+    jw_key(w, key);
+    jw_put(w, p, (size_t)(digits + sizeof(digits) - p));
 }
 
-static bool gen_time(yajl_gen g, const char *key, int64_t ms)
+static void jw_time(struct jw *w, const char *key, int64_t ms)
 {
     char buf[TM_TIME_LEN];
 
     if (ms < 0)
-        return true;
-    return tm_time_format(ms, buf, sizeof(buf)) == 0 && gen_str(g, key, buf);
-}
-
-static bool gen_open(yajl_gen g, const char *key)
-{
-    return yajl_gen_string(g, (const unsigned char *)key, strlen(key)) == yajl_gen_status_ok &&
-           yajl_gen_map_open(g) == yajl_gen_status_ok;
+        return;
+    if (tm_time_format(ms, buf, sizeof(buf)) != 0) {
+        w->ok = false;
+        return;
+    }
+    jw_key(w, key);
+    jw_put(w, "\"", 1);
+    jw_put(w, buf, TM_TIME_LEN - 1);
+    jw_put(w, "\"", 1);
 }
 
 static bool endpoint_present(const struct tm_endpoint *ep)
@@ -744,129 +852,86 @@ static bool endpoint_present(const struct tm_endpoint *ep)
     return ep->ip[0] != '\0' || ep->port >= 0 || ep->asset[0] != '\0';
 }
 
-static bool gen_endpoint(yajl_gen g, const char *key, const struct tm_endpoint *ep)
+static void jw_endpoint(struct jw *w, const char *key, const struct tm_endpoint *ep)
 {
     if (!endpoint_present(ep))
-        return true;
-    return gen_open(g, key) && gen_str(g, "ip", ep->ip) &&
-           (ep->port < 0 || gen_int(g, "port", ep->port)) && gen_str(g, "asset", ep->asset) &&
-           yajl_gen_map_close(g) == yajl_gen_status_ok;
+        return;
+    jw_open(w, key);
+    jw_str(w, "ip", ep->ip);
+    if (ep->port >= 0)
+        jw_int(w, "port", ep->port);
+    jw_str(w, "asset", ep->asset);
+    jw_close(w);
 }
 
-/*
- * The free-text fields, checked strictly (yajl's generator only checks UTF-8 structure,
- * not overlongs or surrogates). Ids and vocabulary fields are plain ASCII once validated,
- * and yajl still refuses malformed bytes in them.
- */
-static bool text_valid(const struct tm_event *e)
+/* Writes the event; w->ok turns false if a string is not valid UTF-8 or a time is out of
+ * range. */
+static void jw_event(struct jw *w, const struct tm_event *e)
 {
-    return utf8_valid(e->source.host) && utf8_valid(e->src.asset) && utf8_valid(e->dst.asset) &&
-           utf8_valid(e->summary) && utf8_valid(e->raw);
-}
-
-/* Generates the event into g; returns false on any failure. */
-static bool gen_event(yajl_gen g, const struct tm_event *e)
-{
-    return text_valid(e) && yajl_gen_map_open(g) == yajl_gen_status_ok &&
-           gen_int(g, "schema", TM_EVENT_SCHEMA) && gen_str(g, "id", e->id) &&
-           gen_time(g, "ts", e->ts) && gen_time(g, "received", e->received) &&
-           gen_str(g, "operator", e->operator_id) && gen_str(g, "sector", e->sector) &&
-           gen_str(g, "region", e->region) && gen_str(g, "agent", e->agent) &&
-           (e->seq < 0 || gen_int(g, "seq", e->seq)) &&
-           (e->source.kind[0] == '\0' ||
-            (gen_open(g, "source") && gen_str(g, "kind", e->source.kind) &&
-             gen_str(g, "host", e->source.host) && yajl_gen_map_close(g) == yajl_gen_status_ok)) &&
-           gen_str(g, "category", e->category) && gen_int(g, "severity", e->severity) &&
-           (e->confidence < 0 || gen_int(g, "confidence", e->confidence)) &&
-           ((e->attack.technique[0] == '\0' && e->attack.tactic[0] == '\0') ||
-            (gen_open(g, "attack") && gen_str(g, "technique", e->attack.technique) &&
-             gen_str(g, "tactic", e->attack.tactic) &&
-             yajl_gen_map_close(g) == yajl_gen_status_ok)) &&
-           gen_endpoint(g, "src", &e->src) && gen_endpoint(g, "dst", &e->dst) &&
-           gen_int(g, "count", e->count) && gen_str(g, "summary", e->summary) &&
-           gen_str(g, "raw", e->raw) && yajl_gen_map_close(g) == yajl_gen_status_ok;
-}
-
-/*
- * One generator per thread, reused (its buffer stays allocated), freed when the thread
- * exits through the key's destructor.
- */
-static pthread_key_t gen_key;
-static pthread_once_t gen_once = PTHREAD_ONCE_INIT;
-
-static void gen_free_cb(void *g)
-{
-    yajl_gen_free(g);
-}
-
-static void gen_key_init(void)
-{
-    pthread_key_create(&gen_key, gen_free_cb);
-}
-
-static yajl_gen thread_gen(void)
-{
-    yajl_gen g;
-
-    pthread_once(&gen_once, gen_key_init);
-    g = pthread_getspecific(gen_key);
-    if (g == NULL) {
-        g = yajl_gen_alloc(NULL);
-        if (g == NULL)
-            return NULL;
-        yajl_gen_config(g, yajl_gen_validate_utf8, 1);
-        pthread_setspecific(gen_key, g);
+    jw_open(w, NULL);
+    jw_int(w, "schema", TM_EVENT_SCHEMA);
+    jw_str(w, "id", e->id);
+    jw_time(w, "ts", e->ts);
+    jw_time(w, "received", e->received);
+    jw_str(w, "operator", e->operator_id);
+    jw_str(w, "sector", e->sector);
+    jw_str(w, "region", e->region);
+    jw_str(w, "agent", e->agent);
+    if (e->seq >= 0)
+        jw_int(w, "seq", e->seq);
+    if (e->source.kind[0] != '\0') {
+        jw_open(w, "source");
+        jw_str(w, "kind", e->source.kind);
+        jw_str(w, "host", e->source.host);
+        jw_close(w);
     }
-    yajl_gen_clear(g);
-    yajl_gen_reset(g, NULL);
-    return g;
-}
-
-/* Encodes with this thread's generator; *out stays valid until the next encode. */
-static yajl_gen encode_gen(const struct tm_event *e, const unsigned char **out, size_t *len)
-{
-    yajl_gen g = thread_gen();
-
-    if (g == NULL || !gen_event(g, e) || yajl_gen_get_buf(g, out, len) != yajl_gen_status_ok)
-        return NULL;
-    return g;
+    jw_str(w, "category", e->category);
+    jw_int(w, "severity", e->severity);
+    if (e->confidence >= 0)
+        jw_int(w, "confidence", e->confidence);
+    if (e->attack.technique[0] != '\0' || e->attack.tactic[0] != '\0') {
+        jw_open(w, "attack");
+        jw_str(w, "technique", e->attack.technique);
+        jw_str(w, "tactic", e->attack.tactic);
+        jw_close(w);
+    }
+    jw_endpoint(w, "src", &e->src);
+    jw_endpoint(w, "dst", &e->dst);
+    jw_int(w, "count", e->count);
+    jw_str(w, "summary", e->summary);
+    jw_str(w, "raw", e->raw);
+    jw_close(w);
 }
 
 char *tm_event_encode(const struct tm_event *e, size_t *len)
 {
-    const unsigned char *buf;
-    size_t n;
-    yajl_gen g = encode_gen(e, &buf, &n);
+    struct jw w = {.ok = true};
     char *s;
 
-    if (g == NULL)
+    jw_event(&w, e); /* counting pass */
+    if (!w.ok)
         return NULL;
-    s = malloc(n + 1);
-    if (s != NULL) {
-        memcpy(s, buf, n);
-        s[n] = '\0';
-        if (len != NULL)
-            *len = n;
-    }
+    s = malloc(w.len + 1);
+    if (s == NULL)
+        return NULL;
+    w = (struct jw){.buf = s, .cap = w.len, .ok = true};
+    jw_event(&w, e);
+    s[w.len] = '\0';
+    if (len != NULL)
+        *len = w.len;
     return s;
 }
 
 int tm_event_encode_buf(const struct tm_event *e, char *buf, size_t buflen)
 {
-    const unsigned char *out;
-    size_t n;
-    yajl_gen g = encode_gen(e, &out, &n);
-    int rc = -1;
+    struct jw w = {.buf = buf, .cap = buflen, .ok = true};
 
-    if (g == NULL)
+    jw_event(&w, e);
+    if (!w.ok || w.len > buflen || w.len > INT32_MAX)
         return -1;
-    if (n <= buflen && n <= INT32_MAX) {
-        memcpy(buf, out, n);
-        if (n < buflen)
-            buf[n] = '\0';
-        rc = (int)n;
-    }
-    return rc;
+    if (w.len < buflen)
+        buf[w.len] = '\0';
+    return (int)w.len;
 }
 
 static bool endpoint_equal(const struct tm_endpoint *a, const struct tm_endpoint *b)

@@ -117,7 +117,7 @@ pids+=($cpid)
 for _ in $(seq 100); do grep -q '^listening admin' "$tmp/collector.out" 2>/dev/null && break; sleep 0.1; done
 lj=$(sed -n 's/^listening lumberjack //p' "$tmp/collector.out")
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-  perf record -F 499 -g -p "$cpid" -o "$tmp/perf.data" >/dev/null 2>&1 &
+  perf record -F 999 -p "$cpid" -o "$tmp/perf.data" >/dev/null 2>&1 &
   perfpid=$!
 fi
 c0=$(cpu_s "$cpid")
@@ -137,7 +137,7 @@ printf 'ratio: %.2f x rsyslog, %.2f x kcat -P\n' \
 if [ -n "${perfpid:-}" ]; then
   echo "perf profile of tm-collector (self time, top 25):"
   perf report -i "$tmp/perf.data" --stdio --no-children --sort comm,dso 2>/dev/null | grep -E "^ +[0-9]" | head -n 12
-  perf report -i "$tmp/perf.data" --stdio --no-children --sort symbol 2>/dev/null |
-    grep -E '^ +[0-9]' | head -n 25
+  perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
+    grep -E "^ +[0-9]" | head -n "${BENCH_PERF_LINES:-25}"
 fi
 [ "$acked" = "$n" ]

@@ -174,6 +174,42 @@ static void test_event_roundtrip_minimal_and_edges(void **state)
     assert_int_equal(tm_event_encode_buf(&e, buf, (size_t)n - 1), -1);
 }
 
+/* The writer's output is JSON another parser reads back byte for byte. */
+static void test_event_encode_escapes_for_other_parsers(void **state)
+{
+    struct tm_event e;
+    char summary[64];
+    json_error_t je;
+    json_t *root;
+    char *text;
+    size_t len;
+    int n = 0;
+    (void)state;
+
+    fill_full(&e);
+    for (int c = 1; c < 0x20; c++)
+        summary[n++] = (char)c;
+    summary[n++] = '"';
+    summary[n++] = '\\';
+    summary[n++] = 0x7f;
+    summary[n++] = (char)0xc3; /* U+00E9 */
+    summary[n++] = (char)0xa9;
+    summary[n] = '\0';
+    memcpy(e.summary, summary, (size_t)n + 1);
+    text = tm_event_encode(&e, &len);
+    assert_non_null(text);
+    assert_int_equal(strlen(text), len);
+    assert_non_null(strstr(text, "\\u001f"));
+    assert_non_null(strstr(text, "\\n"));
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    assert_non_null(root);
+    assert_string_equal(json_string_value(json_object_get(root, "summary")), summary);
+    assert_int_equal(json_integer_value(json_object_get(root, "severity")), e.severity);
+    assert_int_equal(json_integer_value(json_object_get(root, "count")), e.count);
+    json_decref(root);
+    free(text);
+}
+
 static void test_event_roundtrip_many(void **state)
 {
     static const char *const sectors[] = {"local-government", "state-registries",
@@ -497,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_event_roundtrip_full),
         cmocka_unit_test(test_event_roundtrip_minimal_and_edges),
         cmocka_unit_test(test_event_roundtrip_many),
+        cmocka_unit_test(test_event_encode_escapes_for_other_parsers),
         cmocka_unit_test(test_event_time_normalised),
         cmocka_unit_test(test_event_reject_not_object),
         cmocka_unit_test(test_event_reject_syntax),
