@@ -17,7 +17,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tm-agent [-c FILE] [--collector ADDR[,ADDR...]] [--id ID] [--state-dir DIR]\n"
-            "                [--admin ADDR] [--once] [--log-level LEVEL]\n"
+            "                [--admin ADDR] [--once] [--check-config] [--log-level LEVEL]\n"
             "       tm-agent report [-c FILE] [--state-dir DIR] --category C --severity N\n"
             "                --summary TEXT [--src IP] [--dst IP] [--asset NAME]\n"
             "                [--technique T] [--tactic T] [--ts RFC3339]\n"
@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "(TLS with a client certificate), keeping it until the collector acknowledges it.\n"
             "'report' files a manual incident: it goes through the same spool, ahead of\n"
             "bulk events. --once exits when every input is finished (stdin at its end) and\n"
-            "the spool is empty. Command-line values win over the config file.\n"
+            "the spool is empty. --check-config only loads and checks the config.\n"
+            "Command-line values win over the config file.\n"
             "See docs/agent.md. Signals: SIGTERM/SIGINT save positions and exit.\n");
 }
 
@@ -165,7 +166,7 @@ int main(int argc, char **argv)
     enum tm_log_level level;
     struct agent *a;
     char err[TM_ERR_LEN];
-    bool once = false;
+    bool once = false, check_only = false;
     int opt, rc;
 
     if (cfg == NULL || load_config(cfg, argc, argv) != 0) {
@@ -228,6 +229,12 @@ int main(int argc, char **argv)
                 err[0] != '\0' ? err : "[agent] log_level: error, warn, info or debug");
         free(cfg);
         return 2;
+    }
+    if (check_only) {
+        printf("config ok: agent '%s', %d input(s), collectors %s\n", cfg->id, cfg->ninputs,
+               cfg->collectors);
+        free(cfg);
+        return 0;
     }
     tm_log_init("tm-agent", level, cfg->log_syslog);
     signal(SIGPIPE, SIG_IGN);
