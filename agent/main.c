@@ -156,11 +156,17 @@ static int cmd_report(struct agent_config *cfg, int argc, char **argv)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},    {"collector", required_argument, NULL, 'k'},
-        {"id", required_argument, NULL, 'i'},        {"state-dir", required_argument, NULL, 'd'},
-        {"admin", required_argument, NULL, 'a'},     {"once", no_argument, NULL, 'o'},
-        {"log-level", required_argument, NULL, 'L'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"collector", required_argument, NULL, 'k'},
+        {"id", required_argument, NULL, 'i'},
+        {"state-dir", required_argument, NULL, 'd'},
+        {"admin", required_argument, NULL, 'a'},
+        {"once", no_argument, NULL, 'o'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"check-config", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     struct agent_config *cfg = calloc(1, sizeof(*cfg));
     enum tm_log_level level;
@@ -200,6 +206,9 @@ int main(int argc, char **argv)
             break;
         case 'o':
             once = true;
+            break;
+        case 'C':
+            check_only = true;
             break;
         case 'h':
             usage(stdout);
