@@ -116,7 +116,12 @@ static void emit_cb(void *arg, struct tm_event *ev)
     struct input *in = arg;
     struct agent *a = in->agent;
     char err[TM_ERR_LEN];
-    int rc = spool_event(a, ev, err);
+    int rc;
+
+    /* Canonical JSON lines may not say where they came from: the input's format does. */
+    if (ev->source.kind[0] == '\0')
+        tm_strlcpy(ev->source.kind, in->parser->name, sizeof(ev->source.kind));
+    rc = spool_event(a, ev, err);
 
     if (rc == 0) {
         agent_dirty(a);
