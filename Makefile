@@ -28,6 +28,8 @@ PKGS := libevent libevent_openssl libevent_pthreads rdkafka hiredis jansson yajl
 # pkg-config runs once, on first use (after 'deps' has installed what was missing).
 PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
+# --as-needed: each program links only the libraries it calls (tm-agent stays small).
+LDFLAGS += -Wl,--as-needed
 LDLIBS = $(PKG_LIBS) -lm -lpthread
 
 ifneq ($(SANITIZE),)
