@@ -8,7 +8,8 @@
 #                 Production points at a real Kafka cluster.
 #   redis-server  private, on 127.0.0.1:6390, no persistence, dir run/redis, log run/redis.log
 # then whichever of tm-collector, tm-aggregator and tm-dashboard exist in BUILD_DIR, with
-# the addresses of DESIGN.md's command-line contract. Each program's stdout goes to
+# the addresses of DESIGN.md's command-line contract, and two demo tm-agents tailing log
+# files that tools/replay-corpus.sh fills from the sample corpus. Each program's stdout goes to
 # run/NAME.out and its stderr to run/NAME.log.
 #
 # Runs until Ctrl-C or SIGTERM, or until one of the programs exits, then stops everything
@@ -81,7 +82,7 @@ cleanup() {
   done
   wait 2>/dev/null
   rm -f "$run/kafka.bootstrap" "$run/run.pid" "$run/pids"
-  rm -rf "$run/redis"
+  rm -rf "$run/redis" "$run/demo" "$run"/agent-*.state
   echo "run-dev: stopped"
 }
 trap cleanup EXIT
@@ -156,6 +157,49 @@ EOF_INI
     --admin 127.0.0.1:0
   started+=("  tm-collector   lumberjack 127.0.0.1:5044, syslog 127.0.0.1:5514 (tcp, udp), http 127.0.0.1:8088")
 fi
+if [ -x "$build/tm-agent" ] && [ -x "$build/tm-collector" ]; then
+  # Demo agents: a replayer appends lines of the sample corpus (tests/data, see its
+  # SOURCES.md) to log files in run/demo/ every second, the way a live site writes them,
+  # and two tm-agents tail those files and ship to the collector.
+  mkdir -p "$run/demo" || die "cannot create '$run/demo'"
+  : >"$run/demo/eve.json"
+  : >"$run/demo/auth.log"
+  : >"$run/demo/firewall.cef"
+  start replayer "$run/replayer.out" "$run/replayer.log" \
+    "$root/tools/replay-corpus.sh" "$root/tests/data" "$run/demo"
+  for agent in ids auth; do
+    cat >"$run/agent-$agent.ini" <<EOF_INI
+[agent]
+id = demo-$agent
+state_dir = $run/agent-$agent.state
+fsync = never
+[shipper]
+collectors = 127.0.0.1:5044
+heartbeat = 10s
+EOF_INI
+  done
+  cat >>"$run/agent-ids.ini" <<EOF_INI
+[input.suricata]
+type = file
+format = eve
+paths = $run/demo/eve.json
+[input.firewall]
+type = file
+format = cef
+paths = $run/demo/firewall.cef
+EOF_INI
+  cat >>"$run/agent-auth.ini" <<EOF_INI
+[input.sshd]
+type = file
+format = auth
+paths = $run/demo/auth.log
+EOF_INI
+  for agent in ids auth; do
+    start "tm-agent-$agent" "$run/tm-agent-$agent.out" "$run/tm-agent-$agent.log" \
+      "$build/tm-agent" -c "$run/agent-$agent.ini" --admin 127.0.0.1:0
+  done
+  started+=("  tm-agent       demo-ids (Suricata EVE, CEF) and demo-auth (sshd) tail run/demo/*, replayed from tests/data")
+fi
 if [ -x "$build/tm-aggregator" ]; then
   start tm-aggregator "$run/tm-aggregator.out" "$run/tm-aggregator.log" \
     "$build/tm-aggregator" --kafka "$bootstrap" --redis "127.0.0.1:$redis_port" \
@@ -180,7 +224,7 @@ done
 # What the daemons themselves announce on stdout (the addresses they bound, admin ports).
 if [ ${#started[@]} -gt 0 ]; then
   sleep 1
-  for name in tm-collector tm-aggregator tm-dashboard; do
+  for name in tm-collector tm-agent-ids tm-agent-auth tm-aggregator tm-dashboard; do
     [ -s "$run/$name.out" ] && sed "s/^/  $name: /" "$run/$name.out"
   done
 fi
