@@ -234,7 +234,9 @@ static int take_report_cb(void *arg, struct tm_event *ev, char *err)
 {
     struct agent *a = arg;
 
-    if (spool_event(a, ev, err) != 0 || spool_flush(a->spool, err) != 0)
+    /* The report file is deleted after this: the spool must have it on disk first. */
+    if (spool_event(a, ev, err) != 0 || spool_flush(a->spool, err) != 0 ||
+        spool_sync(a->spool, err) != 0)
         return -1;
     tm_counter_inc(a->reports);
     tm_log_info("manual report %s spooled (seq %lld)", ev->id, (long long)ev->seq);

@@ -131,7 +131,7 @@ static const struct tm_config_option input_options[] = {
          "events from one source within the window that fire"),
     DNUM("threshold_window", TM_CONF_DURATION, "60s", threshold_window_ms, 1000, 86400000,
          "sliding window"),
-    DNUM("threshold_suppress", TM_CONF_DURATION, "5m", threshold_suppress_ms, 0, 86400000,
+    DNUM("threshold_suppress", TM_CONF_DURATION, "5m", threshold_suppress_ms, 1000, 86400000,
          "after firing, further events from the source only add to one follow-up"),
     DNUM("threshold_severity", TM_CONF_INT, "6", threshold_severity, 1, 10, "of the event emitted"),
     DSTR("threshold_category", "bruteforce", threshold_category, "of the event emitted"),
@@ -140,7 +140,7 @@ static const struct tm_config_option input_options[] = {
          "sources tracked at once"),
     DBOOL("spike", "true", spike_enabled, "rate spike against the input's own baseline"),
     DSTR("spike_match_category", "", spike_match_category, "events counted (empty: all)"),
-    DNUM("spike_interval", TM_CONF_DURATION, "10s", spike_interval_ms, 100, 86400000,
+    DNUM("spike_interval", TM_CONF_DURATION, "10s", spike_interval_ms, 1000, 86400000,
          "rate interval"),
     DNUM("spike_factor_pct", TM_CONF_INT, "500", spike_factor_pct, 101, 1000000,
          "fire at this percentage of the baseline"),
@@ -231,6 +231,12 @@ int agent_config_set(struct agent_config *cfg, const char *section, const char *
     return tm_config_set(&spec, cfg, section, key, value, err);
 }
 
+static void check_emit_cb(void *arg, struct tm_event *ev)
+{
+    (void)arg;
+    (void)ev;
+}
+
 int agent_config_check(const struct agent_config *cfg, char *err)
 {
     if (cfg->id[0] == '\0') {
@@ -249,8 +255,22 @@ int agent_config_check(const struct agent_config *cfg, char *err)
         tm_err(err, "[shipper] tls_cert needs tls_ca (the collector's CA)");
         return -1;
     }
+    if (cfg->backoff_max_ms < cfg->backoff_base_ms) {
+        tm_err(err, "[shipper] backoff_max is below backoff_base");
+        return -1;
+    }
     for (int i = 0; i < cfg->ninputs; i++) {
         const struct input_config *in = &cfg->inputs[i];
+        struct detect *d;
+        char why[TM_ERR_LEN];
+        /* The detectors check their own settings (categories, ranges that depend on each
+         * other): ask them now, so --check-config says what starting would say. */
+        d = detect_create(&in->detect, check_emit_cb, NULL, 0, why);
+        if (d == NULL) {
+            tm_err(err, "[input.%s] %s", in->name, why);
+            return -1;
+        }
+        detect_destroy(d);
         if (tm_parser_find(in->format) == NULL) {
             tm_err(err, "[input.%s] format '%s': not one of eve, auth, cef, syslog, json", in->name,
                    in->format);

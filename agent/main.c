@@ -171,7 +171,7 @@ int main(int argc, char **argv)
     struct agent_config *cfg = calloc(1, sizeof(*cfg));
     enum tm_log_level level;
     struct agent *a;
-    char err[TM_ERR_LEN];
+    char err[TM_ERR_LEN] = "";
     bool once = false, check_only = false;
     int opt, rc;
 
