@@ -202,6 +202,20 @@ static void test_agent_deploy_file_input_without_paths_names_input(void **state)
 
 /* ---- the systemd unit ---------------------------------------------------------------- */
 
+/* --check-config builds the detectors as start-up does: their own checks fail here too. */
+static void test_agent_deploy_detector_settings_checked(void **state)
+{
+    char path[512];
+    char *out = NULL;
+    (void)state;
+
+    broken_copy("bad-spike.ini", "[input.auth]", "spike_category = flood\n", true, path,
+                sizeof(path));
+    assert_int_equal(check_config(path, &out), 2);
+    assert_non_null(strstr(out, "[input.auth] spike_category: unknown category 'flood'"));
+    free(out);
+}
+
 struct directive {
     char key[64];
     char value[256];
@@ -311,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_agent_deploy_example_config_is_valid),
         cmocka_unit_test(test_agent_deploy_unknown_key_names_file_and_line),
         cmocka_unit_test(test_agent_deploy_bad_format_names_input),
+        cmocka_unit_test(test_agent_deploy_detector_settings_checked),
         cmocka_unit_test(test_agent_deploy_file_input_without_paths_names_input),
         cmocka_unit_test(test_agent_deploy_unit_is_hardened),
     };
