@@ -1,0 +1,576 @@
+/*
+ * test_aggregator.c - tm-aggregator against a real redis-server and tm-devkafka on
+ * loopback. A scripted stream of events (duplicates, out-of-order events within the
+ * allowed lateness, late events, one event 40 days late) is produced to tm.events.v1 with
+ * explicit partitions; the test computes the ground truth on its own (its own window
+ * labels, watermark and dedup) and every window hash the aggregator wrote must equal it
+ * exactly, with no hash the truth does not have. Then:
+ *   - a clean restart on the same input changes nothing;
+ *   - SIGKILL at random moments while consuming, restarting each time, gives exactly the
+ *     same values as the truth (exactly-once);
+ *   - heartbeats land in the agent hash and the last-seen sorted set; seq gaps are counted.
+ *
+ * Volume: at most ~24,000 lz4-compressed events over 3 partitions, far below the mock
+ * cluster's ~5 MB of stored batches per partition (older batches are dropped silently).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "procs.h"
+#include "tm/tm_event.h"
+#include "tm/tm_time.h"
+
+#define PARTITIONS 3
+#define LATENESS_MS (10 * 60 * 1000LL)
+#define HOUR_RETAIN_MS (35 * 86400000LL)
+#define DAY_RETAIN_MS (400 * 86400000LL)
+#define GROUP "tm-agg-test"
+
+static const char *const sectors[] = {"local-government", "public-administration", "energy",
+                                      "drinking-water",   "ict-services",          "health",
+                                      "banking"};
+static const char *const regions[] = {"UA-30", "UA-32", "UA-46"};
+static const char *const categories[] = {"phishing", "malware", "bruteforce", "ddos", "scan"};
+static const char *const bands[] = {"low",    "low",  "low",  "medium",   "medium",
+                                    "medium", "high", "high", "critical", "critical"};
+
+struct msg {
+    int partition;
+    char *json;
+    size_t len;
+    struct tm_event e;
+};
+
+struct fixture {
+    struct tm_harness_redis redis;
+    struct tm_harness_kafka kafka;
+    redisContext *c;
+    pid_t agg;
+    char conf[256];
+    struct msg *msgs;
+    size_t nmsgs;
+    long per_part[PARTITIONS];
+    json_t *truth; /* key -> {field: value} for every window hash */
+    long feed, lost;
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    struct timeval tv = {5, 0};
+
+    if (f == NULL)
+        return -1;
+    *state = f;
+    f->agg = -1;
+    if (tm_harness_redis_start(&f->redis) != 0 ||
+        tm_harness_kafka_start(&f->kafka, 1, PARTITIONS) != 0)
+        return -1;
+    f->c = redisConnectWithTimeout("127.0.0.1", f->redis.port, tv);
+    if (f->c == NULL || f->c->err)
+        return -1;
+    redisSetTimeout(f->c, tv);
+    snprintf(f->conf, sizeof(f->conf), "/tmp/tm-aggregator-test-XXXXXX");
+    {
+        int fd = mkstemp(f->conf);
+        FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+        if (fp == NULL)
+            return -1;
+        fprintf(fp, "[aggregator]\nflush_interval = 100ms\nflush_events = 400\n"
+                    "[kafka]\nsession_timeout = 3s\n");
+        fclose(fp);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+
+    if (f == NULL)
+        return 0;
+    if (f->agg > 0)
+        tm_harness_stop(f->agg, 10000);
+    if (f->c != NULL)
+        redisFree(f->c);
+    tm_harness_kafka_stop(&f->kafka);
+    tm_harness_redis_stop(&f->redis);
+    for (size_t i = 0; i < f->nmsgs; i++)
+        free(f->msgs[i].json);
+    free(f->msgs);
+    json_decref(f->truth);
+    unlink(f->conf);
+    free(f);
+    return 0;
+}
+
+/* ---- the scripted input and its ground truth --------------------------------------- */
+
+static void add_msg(struct fixture *f, const struct tm_event *e, int partition)
+{
+    struct msg *m = &f->msgs[f->nmsgs++];
+
+    m->partition = partition;
+    m->e = *e;
+    m->json = tm_event_encode(e, &m->len);
+    assert_non_null(m->json);
+    f->per_part[partition]++;
+}
+
+/*
+ * n events over the sectors, 0.7 s apart; every 23rd is 20 min old (late), every 11th
+ * 4 min old (out of order, within the lateness), one is 40 days old; every 17th is sent
+ * again a little later (a duplicate); agents skip a seq now and then.
+ */
+static void make_input(struct fixture *f, int n)
+{
+    int64_t base;
+    int64_t seq = 1000;
+    size_t *where = calloc((size_t)n, sizeof(*where)); /* event i -> its first message */
+
+    assert_int_equal(tm_time_parse("2026-11-20T06:00:00.000Z", 24, &base), 0);
+    f->msgs = calloc((size_t)n * 2 + 8, sizeof(*f->msgs));
+    assert_non_null(f->msgs);
+    assert_non_null(where);
+    for (int i = 0; i < n; i++) {
+        struct tm_event e;
+        int s = i % (int)TM_ARRAY_LEN(sectors);
+        int64_t now = base + (int64_t)i * 700;
+
+        tm_event_init(&e);
+        snprintf(e.id, sizeof(e.id), "EV%06d", i);
+        e.ts = now;
+        if (i % 23 == 5)
+            e.ts = now - 20 * 60 * 1000;
+        else if (i % 11 == 3)
+            e.ts = now - 4 * 60 * 1000;
+        if (i == n / 2)
+            e.ts = now - 40LL * 86400000;
+        e.received = now + 300;
+        snprintf(e.operator_id, sizeof(e.operator_id), "op-%d", i % 4);
+        snprintf(e.sector, sizeof(e.sector), "%s", sectors[s]);
+        snprintf(e.region, sizeof(e.region), "%s", regions[i % 3]);
+        if (i % 3 == 0) {
+            snprintf(e.agent, sizeof(e.agent), "agent-%d", i % 2);
+            seq += i % 97 == 0 ? 2 : 1; /* a gap now and then */
+            e.seq = seq;
+        }
+        snprintf(e.category, sizeof(e.category), "%s", categories[i % 5]);
+        e.severity = 1 + (i * 7) % 10;
+        if (i % 4 != 0) {
+            snprintf(e.attack.technique, sizeof(e.attack.technique), "%s",
+                     i % 2 ? "T1110" : "T1566");
+            snprintf(e.attack.tactic, sizeof(e.attack.tactic), "%s",
+                     i % 2 ? "credential-access" : "initial-access");
+        }
+        snprintf(e.src.ip, sizeof(e.src.ip), "198.51.100.%d", i % 9);
+        e.count = 1 + i % 13;
+        snprintf(e.summary, sizeof(e.summary), "event %d", i);
+        where[i] = f->nmsgs;
+        add_msg(f, &e, s % PARTITIONS);
+        if (i % 17 == 0 && i > 0) {
+            /* a retry of an earlier event of the same sector (same partition) */
+            int j = i - (int)TM_ARRAY_LEN(sectors) * 2;
+            if (j >= 0) {
+                struct tm_event again = f->msgs[where[j]].e;
+                add_msg(f, &again, f->msgs[where[j]].partition);
+            }
+        }
+    }
+    free(where);
+}
+
+/* UTC label of the window of ts: 'm' minute, 'h' hour, 'd' day. */
+static void label(int64_t ts, char res, char *out, size_t len)
+{
+    time_t secs = (time_t)(ts / 1000);
+    struct tm tm;
+    size_t n;
+
+    assert_non_null(gmtime_r(&secs, &tm));
+    if (res == 'm')
+        n = strftime(out, len, "%Y%m%d%H%M", &tm);
+    else if (res == 'h')
+        n = strftime(out, len, "%Y%m%d%H", &tm);
+    else
+        n = strftime(out, len, "%Y%m%d", &tm);
+    assert_true(n > 0);
+}
+
+static void bump(json_t *truth, const char *key, const char *field, long long v)
+{
+    json_t *h = json_object_get(truth, key);
+    json_t *cur;
+
+    if (h == NULL) {
+        h = json_object();
+        json_object_set_new(truth, key, h);
+    }
+    cur = json_object_get(h, field);
+    json_object_set_new(h, field, json_integer((cur != NULL ? json_integer_value(cur) : 0) + v));
+}
+
+static void count_into(json_t *truth, const char *key, const struct tm_event *e, bool national)
+{
+    char field[64];
+
+    bump(truth, key, "events", 1);
+    bump(truth, key, "count", e->count);
+    snprintf(field, sizeof(field), "cat:%s", e->category);
+    bump(truth, key, field, 1);
+    snprintf(field, sizeof(field), "sev:%s", bands[e->severity - 1]);
+    bump(truth, key, field, 1);
+    if (e->attack.technique[0] != '\0') {
+        snprintf(field, sizeof(field), "tech:%s", e->attack.technique);
+        bump(truth, key, field, 1);
+        snprintf(field, sizeof(field), "tac:%s", e->attack.tactic);
+        bump(truth, key, field, 1);
+    }
+    if (national) {
+        snprintf(field, sizeof(field), "sec:%s", e->sector);
+        bump(truth, key, field, 1);
+    }
+}
+
+/* The truth, computed without the aggregator's code: per partition in order. */
+static void compute_truth(struct fixture *f)
+{
+    int64_t max_ts[PARTITIONS];
+    json_t *seen = json_object();
+    int64_t seq_min = INT64_MAX, seq_max = -1, seq_n = 0;
+
+    f->truth = json_object();
+    f->feed = 0;
+    for (int p = 0; p < PARTITIONS; p++)
+        max_ts[p] = INT64_MIN;
+    for (size_t i = 0; i < f->nmsgs; i++) {
+        const struct tm_event *e = &f->msgs[i].e;
+        int p = f->msgs[i].partition;
+        int64_t wm = max_ts[p] == INT64_MIN ? INT64_MIN : max_ts[p] - LATENESS_MS;
+        bool late = wm != INT64_MIN && e->ts < wm;
+        int64_t hour_end = (e->ts / 3600000 + 1) * 3600000;
+        int64_t day_end = (e->ts / 86400000 + 1) * 86400000;
+        char key[128], l[32];
+
+        if (e->ts > max_ts[p])
+            max_ts[p] = e->ts;
+        if (json_object_get(seen, e->id) != NULL)
+            continue;
+        json_object_set_new(seen, e->id, json_true());
+        if (!late) {
+            label(e->ts, 'm', l, sizeof(l));
+            snprintf(key, sizeof(key), "tm:s:%s:1m:%s", e->sector, l);
+            count_into(f->truth, key, e, false);
+            snprintf(key, sizeof(key), "tm:n:1m:%s", l);
+            count_into(f->truth, key, e, true);
+        }
+        if (!late || hour_end + HOUR_RETAIN_MS > wm) {
+            label(e->ts, 'h', l, sizeof(l));
+            snprintf(key, sizeof(key), "tm:s:%s:1h:%s", e->sector, l);
+            count_into(f->truth, key, e, false);
+            snprintf(key, sizeof(key), "tm:n:1h:%s", l);
+            count_into(f->truth, key, e, true);
+        }
+        if (!late || day_end + DAY_RETAIN_MS > wm) {
+            label(e->ts, 'd', l, sizeof(l));
+            snprintf(key, sizeof(key), "tm:s:%s:1d:%s", e->sector, l);
+            count_into(f->truth, key, e, false);
+            snprintf(key, sizeof(key), "tm:n:1d:%s", l);
+            count_into(f->truth, key, e, true);
+        }
+        if (e->severity >= 7)
+            f->feed++;
+        if (strcmp(e->agent, "agent-0") == 0 && strcmp(e->operator_id, "op-0") == 0) {
+            seq_min = e->seq < seq_min ? e->seq : seq_min;
+            seq_max = e->seq > seq_max ? e->seq : seq_max;
+            seq_n++;
+        }
+    }
+    f->lost = seq_n > 0 ? (long)(seq_max - seq_min + 1 - seq_n) : -1;
+    json_decref(seen);
+}
+
+static void produce(struct fixture *f, size_t from, size_t to)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk;
+
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->kafka.bootstrap, errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "compression.type", "lz4", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    assert_int_equal(rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)),
+                     RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (size_t i = from; i < to; i++) {
+        const struct msg *m = &f->msgs[i];
+        rd_kafka_resp_err_t err;
+        do {
+            err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC("tm.events.v1"), RD_KAFKA_V_PARTITION(m->partition),
+                RD_KAFKA_V_KEY(m->e.sector, strlen(m->e.sector)), RD_KAFKA_V_VALUE(m->json, m->len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 50);
+        } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
+    rd_kafka_destroy(rk);
+}
+
+static void produce_heartbeat(struct fixture *f, const char *received, long next_seq)
+{
+    char cmd[1024];
+
+    snprintf(cmd, sizeof(cmd),
+             "printf '%%s\\n' 'hb-1|{\"type\":\"tm.heartbeat\",\"schema\":1,\"agent\":\"hb-1\","
+             "\"version\":\"0.1.0\",\"ts\":\"%s\",\"uptime_s\":60,\"spool_events\":3,"
+             "\"spool_bytes\":900,\"lost_events\":2,\"next_seq\":%ld,\"last_error\":\"\","
+             "\"operator\":\"op-9\",\"sector\":\"energy\",\"region\":\"UA-32\","
+             "\"received\":\"%s\"}' | kcat -P -b %s -t tm.heartbeats -p 1 -K'|'",
+             received, next_seq, received, f->kafka.bootstrap);
+    assert_int_equal(tm_sh(cmd, 30000), 0);
+}
+
+/* ---- running the aggregator and reading Redis -------------------------------------- */
+
+static void start_aggregator(struct fixture *f)
+{
+    char bin[512], redis[64], line[256];
+    char *argv[] = {bin,   "-c",      f->conf, "--kafka", f->kafka.bootstrap, "--redis",
+                    redis, "--group", GROUP,   "--admin", "127.0.0.1:0",      NULL};
+    int fd = -1;
+
+    snprintf(bin, sizeof(bin), "%s/tm-aggregator", tm_harness_build_dir());
+    snprintf(redis, sizeof(redis), "127.0.0.1:%d", f->redis.port);
+    f->agg = tm_harness_spawn(argv, &fd);
+    assert_true(f->agg > 0);
+    assert_true(tm_harness_read_line(fd, line, sizeof(line), 10000) > 0);
+    assert_true(strncmp(line, "listening admin ", 16) == 0);
+    close(fd);
+}
+
+static long long hget_int(struct fixture *f, const char *key, const char *field)
+{
+    redisReply *r = redisCommand(f->c, "HGET %s %s", key, field);
+    long long v = -1;
+
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static long long cmd_int(struct fixture *f, const char *fmt, ...)
+{
+    va_list ap;
+    redisReply *r;
+    long long v;
+
+    va_start(ap, fmt);
+    r = redisvCommand(f->c, fmt, ap);
+    va_end(ap);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* True when every events partition's stored next offset is at its end. */
+static bool caught_up(struct fixture *f)
+{
+    for (int p = 0; p < PARTITIONS; p++) {
+        char key[128];
+        snprintf(key, sizeof(key), "tm:offset:%s:tm.events.v1:%d", GROUP, p);
+        if (hget_int(f, key, "next") != f->per_part[p])
+            return false;
+    }
+    return true;
+}
+
+static void wait_caught_up(struct fixture *f, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        if (caught_up(f))
+            return;
+        usleep(100000);
+    }
+    fail_msg("the aggregator did not reach the end of tm.events.v1 in %d s", timeout_s);
+}
+
+/* Every window hash equals the truth, and there is no window hash the truth lacks. */
+static void check_truth(struct fixture *f)
+{
+    const char *key;
+    json_t *h;
+    redisReply *keys;
+    size_t windows = 0;
+
+    json_object_foreach(f->truth, key, h)
+    {
+        redisReply *r = redisCommand(f->c, "HGETALL %s", key);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+        if (r->elements != json_object_size(h) * 2)
+            fail_msg("'%s': %zu fields in Redis, %zu expected", key, r->elements / 2,
+                     json_object_size(h));
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+            json_t *want = json_object_get(h, r->element[i]->str);
+            if (want == NULL ||
+                json_integer_value(want) != strtoll(r->element[i + 1]->str, NULL, 10))
+                fail_msg("'%s' field '%s' = %s, expected %lld", key, r->element[i]->str,
+                         r->element[i + 1]->str, want ? (long long)json_integer_value(want) : -1LL);
+        }
+        freeReplyObject(r);
+    }
+    keys = redisCommand(f->c, "KEYS %s", "tm:[sn]:*");
+    assert_non_null(keys);
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        if (strstr(k, ":src:") || strstr(k, ":top:") || strstr(k, ":ops:"))
+            continue;
+        windows++;
+        if (json_object_get(f->truth, k) == NULL)
+            fail_msg("'%s' is in Redis but not in the truth", k);
+    }
+    assert_int_equal(windows, json_object_size(f->truth));
+    freeReplyObject(keys);
+    assert_int_equal(cmd_int(f, "XLEN %s", "tm:feed"), f->feed);
+    assert_int_equal(hget_int(f, "tm:agent:op-0:agent-0", "seq_lost"), f->lost);
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void test_aggregator_exact_counts_and_clean_restart(void **state)
+{
+    struct fixture *f = *state;
+    long long ttl;
+
+    make_input(f, 3000);
+    compute_truth(f);
+    produce(f, 0, f->nmsgs);
+    produce_heartbeat(f, "2026-11-20T06:00:00.000Z", 10);
+    produce_heartbeat(f, "2026-11-20T06:00:30.000Z", 12);
+    start_aggregator(f);
+    wait_caught_up(f, 60);
+    usleep(500000); /* heartbeats are flushed on their own timer */
+    check_truth(f);
+
+    /* Retention: every key has a TTL (window hashes, sets); offsets are kept on purpose. */
+    ttl = cmd_int(f, "TTL %s", "tm:s:energy:1d:20261120");
+    assert_true(ttl > 399 * 86400LL && ttl <= 400 * 86400LL);
+    ttl = cmd_int(f, "TTL %s", "tm:n:1m:202611200600");
+    assert_true(ttl > 47 * 3600 && ttl <= 48 * 3600);
+    assert_true(cmd_int(f, "TTL %s", "tm:dedup:2026112006") > 24 * 3600);
+    assert_int_equal(cmd_int(f, "TTL %s", "tm:offset:" GROUP ":tm.events.v1:0"), -1);
+    /* Distinct sources per sector and day: 9 addresses in all, exact at this size. */
+    assert_int_equal(cmd_int(f, "PFCOUNT %s", "tm:n:src:1d:20261120"), 9);
+    assert_true(cmd_int(f, "ZCARD %s", "tm:n:top:1d:20261120") == 9);
+
+    /* Heartbeats: the latest one wins; the sorted set has the last receive time. */
+    assert_int_equal(hget_int(f, "tm:agent:op-9:hb-1", "next_seq"), 12);
+    assert_int_equal(hget_int(f, "tm:agent:op-9:hb-1", "agent_lost"), 2);
+    {
+        int64_t t;
+        redisReply *r = redisCommand(f->c, "ZSCORE %s %s", "tm:agents:lastseen", "op-9/hb-1");
+        assert_int_equal(tm_time_parse("2026-11-20T06:00:30.000Z", 24, &t), 0);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING);
+        assert_int_equal(strtoll(r->str, NULL, 10), t);
+        freeReplyObject(r);
+    }
+
+    /* SIGTERM: clean exit; a restart on the same input changes nothing. */
+    assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
+    f->agg = -1;
+    start_aggregator(f);
+    sleep(5);
+    check_truth(f);
+    assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
+    f->agg = -1;
+}
+
+/* Sum of the stored next offsets of the events partitions. */
+static long long stored_total(struct fixture *f)
+{
+    long long sum = 0;
+
+    for (int p = 0; p < PARTITIONS; p++) {
+        char key[128];
+        long long v;
+        snprintf(key, sizeof(key), "tm:offset:%s:tm.events.v1:%d", GROUP, p);
+        v = hget_int(f, key, "next");
+        sum += v > 0 ? v : 0;
+    }
+    return sum;
+}
+
+/*
+ * Ten SIGKILLs, each at a random moment after the running instance has made progress
+ * (so it dies mid-stream, between or inside flushes), with a new slice of the input
+ * produced before each: the final values equal the truth exactly.
+ */
+static void test_aggregator_sigkill_exactly_once(void **state)
+{
+    struct fixture *f = *state;
+    unsigned seed = (unsigned)time(NULL);
+    FILE *fp = fopen(f->conf, "w");
+    int kills = 0;
+
+    assert_non_null(fp);
+    fprintf(fp, "[aggregator]\nflush_interval = 50ms\nflush_events = 50\n"
+                "[kafka]\nsession_timeout = 3s\n");
+    fclose(fp);
+    srand(seed);
+    make_input(f, 20000);
+    compute_truth(f);
+    start_aggregator(f);
+    for (int k = 0; k < 10; k++) {
+        long long before = stored_total(f);
+        produce(f, f->nmsgs * (size_t)k / 10, f->nmsgs * (size_t)(k + 1) / 10);
+        for (int i = 0; i < 300 && stored_total(f) == before; i++)
+            usleep(100000);
+        usleep((useconds_t)(rand() % 150000));
+        if (!caught_up(f))
+            kills++;
+        assert_int_equal(tm_harness_kill9(f->agg), 0);
+        f->agg = -1;
+        start_aggregator(f);
+    }
+    print_message("aggregator: %d of 10 SIGKILLs hit mid-stream (seed %u)\n", kills, seed);
+    assert_true(kills >= 5);
+    wait_caught_up(f, 120);
+    check_truth(f);
+    assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
+    f->agg = -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_aggregator_exact_counts_and_clean_restart, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_aggregator_sigkill_exactly_once, setup, teardown),
+    };
+
+    return cmocka_run_group_tests_name("aggregator", tests, NULL, NULL);
+}
