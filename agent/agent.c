@@ -47,6 +47,8 @@ struct agent {
     struct event *flush_ev, *sync_ev, *tick_ev, *sigterm_ev, *sigint_ev, *sighup_ev;
     struct tm_counter *spooled[SPOOL_LANES], *reports, *dropped;
     struct tm_gauge *depth_events, *depth_bytes, *lost, *connected, *acked;
+    struct tm_counter *windows, *reconnects, *connect_errors, *ack_timeouts, *heartbeats;
+    struct ship_stats ship_last;
     int exit_code;
 };
 
@@ -244,6 +246,14 @@ static int take_report_cb(void *arg, struct tm_event *ev, char *err)
     return 0;
 }
 
+/* Adds what a cumulative count grew by since it was last published. */
+static void publish(struct tm_counter *c, uint64_t now, uint64_t *last)
+{
+    if (now > *last)
+        tm_counter_add(c, now - *last);
+    *last = now;
+}
+
 static void update_gauges(struct agent *a)
 {
     struct spool_stats ss;
@@ -251,6 +261,22 @@ static void update_gauges(struct agent *a)
 
     spool_get_stats(a->spool, &ss);
     ship_get_stats(a->ship, &sh);
+    publish(a->windows, sh.windows_sent, &a->ship_last.windows_sent);
+    publish(a->reconnects, sh.reconnects, &a->ship_last.reconnects);
+    publish(a->connect_errors, sh.connect_errors, &a->ship_last.connect_errors);
+    publish(a->ack_timeouts, sh.ack_timeouts, &a->ship_last.ack_timeouts);
+    publish(a->heartbeats, sh.heartbeats_acked, &a->ship_last.heartbeats_acked);
+    for (int i = 0; i < a->ninputs; i++) {
+        struct input *in = &a->inputs[i];
+        struct detect_stats ds;
+        detect_get_stats(in->detect, &ds);
+        publish(in->det_passed, ds.passed, &in->det_last.passed);
+        publish(in->det_below_min, ds.below_min, &in->det_last.below_min);
+        publish(in->det_folded, ds.suppressed, &in->det_last.suppressed);
+        for (int k = 0; k < DETECT_KINDS; k++)
+            publish(in->det_emitted[k], ds.emitted[k], &in->det_last.emitted[k]);
+        tm_gauge_set(in->det_baseline, ds.baseline);
+    }
     tm_gauge_set(a->depth_events, (double)(ss.depth_events[0] + ss.depth_events[1]));
     tm_gauge_set(a->depth_bytes, (double)(ss.depth_bytes[0] + ss.depth_bytes[1]));
     tm_gauge_set(a->lost, (double)ss.lost_events);
@@ -400,6 +426,19 @@ static int create_input(struct agent *a, const struct input_config *ic, char *er
         input_counter(a, ic, "tm_agent_parse_errors_total", "Lines that did not parse.");
     in->truncated =
         input_counter(a, ic, "tm_agent_truncated_lines_total", "Lines cut at max_line.");
+    in->det_passed = input_counter(a, ic, "tm_agent_detector_passed_total",
+                                   "Events passed through by the detectors.");
+    in->det_below_min = input_counter(a, ic, "tm_agent_detector_below_min_total",
+                                      "Events under pass_min_severity: counted, not shipped.");
+    in->det_folded =
+        input_counter(a, ic, "tm_agent_detector_folded_total", "Events folded into summaries.");
+    for (int k = 0; k < DETECT_KINDS; k++)
+        in->det_emitted[k] = tm_metrics_counter(
+            a->metrics, "tm_agent_detector_emitted_total", "Events born in the detectors, by kind.",
+            "input", ic->name, "kind", detect_kind_name((enum detect_kind)k), NULL);
+    in->det_baseline = tm_metrics_gauge(a->metrics, "tm_agent_detector_baseline",
+                                        "The rate spike detector's baseline (events per interval).",
+                                        "input", ic->name, NULL);
     a->ninputs++;
     if (in->ops->start(in, e2) != 0) {
         tm_err(err, "[input.%s] %s", ic->name, e2);
@@ -528,6 +567,16 @@ struct agent *agent_create(const struct agent_config *cfg, bool once, char *err)
                                     "1 while connected to a collector.", NULL);
     a->acked = tm_metrics_gauge(a->metrics, "tm_agent_acked_events",
                                 "Events acknowledged by collectors since start.", NULL);
+    a->windows = tm_metrics_counter(a->metrics, "tm_agent_windows_sent_total",
+                                    "Lumberjack windows sent (resends included).", NULL);
+    a->reconnects = tm_metrics_counter(a->metrics, "tm_agent_reconnects_total",
+                                       "Reconnections after a failure.", NULL);
+    a->connect_errors = tm_metrics_counter(a->metrics, "tm_agent_connect_errors_total",
+                                           "Failures to connect (TCP or TLS).", NULL);
+    a->ack_timeouts = tm_metrics_counter(a->metrics, "tm_agent_ack_timeouts_total",
+                                         "Windows a collector did not acknowledge in time.", NULL);
+    a->heartbeats = tm_metrics_counter(a->metrics, "tm_agent_heartbeats_total",
+                                       "Heartbeats acknowledged by a collector.", NULL);
     if (create_shipper(a, err) != 0)
         goto fail;
     a->flush_ev = evtimer_new(a->base, flush_cb, a);

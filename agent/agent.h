@@ -127,6 +127,10 @@ struct input {
     void *state; /* the input type's own */
     /* Counters (also in /metrics, labelled by input). */
     struct tm_counter *lines, *events, *skipped, *parse_errors, *truncated;
+    /* The detectors' own counts, published each tick (detect_stats since the last one). */
+    struct tm_counter *det_passed, *det_below_min, *det_folded, *det_emitted[DETECT_KINDS];
+    struct tm_gauge *det_baseline;
+    struct detect_stats det_last;
     bool error_logged[4]; /* one log line with a sample per kind of failure */
 };
 

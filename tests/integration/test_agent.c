@@ -380,6 +380,10 @@ static void test_agent_syslog_inputs(void **state)
     wait_for("tm.events.v1", "udp-probe deny", 1, 10000);
     wait_for("tm.events.v1", "192.0.2.77", 1, 10000);
     assert_true(metric(&a, "tm_agent_lines_total") >= 2);
+    for (int waited = 0; metric(&a, "tm_agent_detector_passed_total") < 2 && waited < 3000;
+         waited += 100)
+        usleep(100000); /* published on the agent's next tick */
+    assert_true(metric(&a, "tm_agent_detector_passed_total") >= 2);
     agent_stop(&a);
     assert_int_equal(tm_collector_stop(&c), 0);
 }
