@@ -20,12 +20,14 @@ logdir=$(mktemp -d "${TMPDIR:-/tmp}/tm-tests.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
 
 run_one() {
-  local build=$1 bin=$2 name log rc p f
+  local build=$1 bin=$2 name log rc p f t0 t
   name=${bin#"$build"/}
   log="$logdir/$(echo "$build/$name" | tr '/' '_').log"
   printf '%-60s ' "$build/$name"
+  t0=$SECONDS
   TM_BUILD="$build" TM_ROOT="$here" timeout 600 "$bin" "${@:3}" >"$log" 2>&1
   rc=$?
+  t=$((SECONDS - t0))
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
@@ -34,9 +36,9 @@ run_one() {
   passed=$((passed + p))
   failed=$((failed + f))
   if [ "$rc" -eq 0 ] && [ "$f" -eq 0 ]; then
-    echo "ok ($p)"
+    echo "ok ($p) ${t}s"
   else
-    echo "FAILED (exit $rc, $f failed)"
+    echo "FAILED (exit $rc, $f failed) ${t}s"
     failures+=("$build/$name")
     sed 's/^/    | /' "$log" | tail -n 60
   fi
