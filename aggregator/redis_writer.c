@@ -4,8 +4,7 @@
  *
  * A flush is two round trips:
  *   1. WATCH every offset key the flush moves; HMGET those keys (the fence); SMISMEMBER
- *      each dedup bucket with the batch's event ids; HMGET the seq state of the agents
- *      in the batch.
+ *      each dedup bucket with the batch's event ids.
  *   2. MULTI; window hashes, sets, sorted sets (one EVAL or command per key); SADD of the
  *      new ids to their dedup buckets; agent state; the feed (one EVAL); HSET of every
  *      partition's next offset and greatest event time; PUBLISH tm:updates; EXEC.
@@ -43,6 +42,22 @@ static const char zset_script[] =
     "for i = 3, #ARGV, 2 do redis.call('ZINCRBY', KEYS[1], ARGV[i + 1], ARGV[i]) end\n"
     "redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -cap - 1)\n"
     "if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end\n"
+    "return 0\n";
+
+/*
+ * An agent's seq state merged inside the transaction (its events may sit in partitions
+ * other members own, so no read-modify-write from outside). Seqs stay below 2^53.
+ */
+static const char seq_script[] =
+    "local cur = redis.call('HMGET', KEYS[1], 'seq_min', 'seq_max', 'seq_events')\n"
+    "local mn, mx, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "if cur[1] then mn = math.min(mn, tonumber(cur[1])) end\n"
+    "if cur[2] then mx = math.max(mx, tonumber(cur[2])) end\n"
+    "n = n + (tonumber(cur[3]) or 0)\n"
+    "redis.call('HSET', KEYS[1], 'seq_min', string.format('%d', mn), 'seq_max',\n"
+    "           string.format('%d', mx), 'seq_events', string.format('%d', n), 'seq_lost',\n"
+    "           string.format('%d', math.max(0, mx - mn + 1 - n)))\n"
+    "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "return 0\n";
 
 #define FEED_FIELDS 10
@@ -419,7 +434,7 @@ static int emit_cb(void *arg, const struct agg_group *g)
     }
 }
 
-/* Per-agent seq state pre-read and merged (keys of the agent hashes). */
+/* Per-agent seq figures of this flush (merged into Redis by seq_script). */
 struct agent_ref {
     char key[KEY_MAX];
     int64_t min, max, n;
@@ -460,7 +475,7 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
         goto out;
     }
 
-    /* Round trip 1: WATCH, fence reads, dedup membership, agent seq state. */
+    /* Round trip 1: WATCH, fence reads, dedup membership. */
     args_add(a, "WATCH");
     for (i = 0; i < f->nparts; i++) {
         offset_key(key, sizeof(key), f->group, f->topics[f->parts[i]->topic],
@@ -510,13 +525,6 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
         tm_strlcpy(agents[nagents].key, ak, sizeof(agents[nagents].key));
         agents[nagents].min = INT64_MAX;
         agents[nagents].max = -1;
-        args_add(a, "HMGET");
-        args_add(a, ak);
-        args_add(a, "seq_min");
-        args_add(a, "seq_max");
-        args_add(a, "seq_events");
-        if (args_send(r, a) != 0)
-            goto oom;
         nagents++;
     }
 
@@ -552,20 +560,6 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
         for (k = 0; k < rep->elements && i < f->nevents; k++, i++)
             dup[refs[i].idx] =
                 rep->element[k]->type == REDIS_REPLY_INTEGER && rep->element[k]->integer == 1;
-        freeReplyObject(rep);
-        rep = NULL;
-    }
-    for (i = 0; i < nagents; i++) {
-        if ((rep = next_reply(r, err)) == NULL)
-            goto out;
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
-            int64_t n = reply_int(rep->element[2], 0);
-            if (n > 0) {
-                agents[i].min = reply_int(rep->element[0], INT64_MAX);
-                agents[i].max = reply_int(rep->element[1], -1);
-                agents[i].n = n;
-            }
-        }
         freeReplyObject(rep);
         rep = NULL;
     }
@@ -635,24 +629,15 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     }
     for (i = 0; i < nagents; i++) {
         struct agent_ref *ar = &agents[i];
-        int64_t lost;
         if (ar->n == 0)
             continue;
-        lost = ar->max - ar->min + 1 - ar->n;
-        args_add(a, "HSET");
+        args_add(a, "EVAL");
+        args_add(a, seq_script);
+        args_add(a, "1");
         args_add(a, ar->key);
-        args_add(a, "seq_min");
         args_addf(a, "%lld", (long long)ar->min);
-        args_add(a, "seq_max");
         args_addf(a, "%lld", (long long)ar->max);
-        args_add(a, "seq_events");
         args_addf(a, "%lld", (long long)ar->n);
-        args_add(a, "seq_lost");
-        args_addf(a, "%lld", (long long)(lost > 0 ? lost : 0));
-        if (args_send(r, a) != 0)
-            goto oom;
-        args_add(a, "EXPIRE");
-        args_add(a, ar->key);
         args_addf(a, "%lld", (long long)ttl_s(cfg->retain_agents_ms));
         if (args_send(r, a) != 0)
             goto oom;

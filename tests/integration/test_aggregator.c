@@ -597,6 +597,34 @@ static void test_aggregator_redis_restart(void **state)
     f->agg = -1;
 }
 
+/*
+ * Two members of one group share the partitions; one is killed mid-stream. The other
+ * takes its partitions over (after the session timeout) from the offsets in Redis, and
+ * the values are still exact.
+ */
+static void test_aggregator_two_members_one_killed(void **state)
+{
+    struct fixture *f = *state;
+    pid_t first;
+    long long before;
+
+    make_input(f, 8000);
+    compute_truth(f);
+    start_aggregator(f);
+    first = f->agg;
+    start_aggregator(f);
+    produce(f, 0, f->nmsgs / 2);
+    before = stored_total(f);
+    for (int i = 0; i < 300 && stored_total(f) == before; i++)
+        usleep(100000);
+    assert_int_equal(tm_harness_kill9(first), 0);
+    produce(f, f->nmsgs / 2, f->nmsgs);
+    wait_caught_up(f, 120);
+    check_truth(f);
+    assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
+    f->agg = -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +632,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_sigkill_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_redis_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregator_two_members_one_killed, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("aggregator", tests, NULL, NULL);
