@@ -12,6 +12,9 @@
  *                       intake of messages into the pending flush
  *   redis_writer.c      the hiredis connection and the flush transaction: fence and
  *                       dedup pre-check (WATCH + reads), then MULTI ... EXEC
+ *   trend.c             rolling 24 h / 7 d / 30 d figures, EWMA trend, anomaly flag and
+ *                       sector risk score: the Lua script each flush runs per sector
+ *                       touched (and nationally) inside its MULTI/EXEC, and its weights
  *
  * Data flow: Kafka message -> consumer (decode, watermark, window mask) -> pending list
  * -> at flush: redis_writer reads dedup membership and stored offsets under WATCH, stats
@@ -36,6 +39,7 @@
 
 #define AGG_MAX_EXTRA 32
 #define AGG_MAX_PARTITIONS 1024
+#define AGG_MAX_RISK 64
 
 /* ---- config ------------------------------------------------------------------------ */
 
@@ -52,6 +56,16 @@ struct agg_config {
     int64_t top_sources;
     int64_t feed_min_severity;
     int64_t feed_maxlen;
+    /* [trend] */
+    int64_t trend_alpha_pct;     /* EWMA smoothing factor, percent */
+    int64_t trend_baseline_days; /* days before the current one the baseline looks at */
+    int64_t trend_ratio_k;       /* anomaly when today >= k x baseline */
+    /* [risk]: sector = criticality weight, overriding tm_sectors[].criticality */
+    struct {
+        char sector[32];
+        int64_t weight;
+    } risk_weights[AGG_MAX_RISK];
+    int risk_weight_count;
     /* [retention] */
     int64_t retain_minute_ms, retain_hour_ms, retain_day_ms, retain_sources_ms, retain_agents_ms;
     /* [kafka] */
@@ -177,6 +191,7 @@ struct agg_event {
     bool late;
     int severity;
     int64_t ts, count, seq;
+    int64_t clock_ts; /* ts, at most received + max_future: moves the rolling anchor */
     char id[TM_EVENT_ID_MAX + 1];
     char operator_id[TM_EVENT_NAME_MAX + 1];
     char agent[TM_EVENT_ID_MAX + 1];
@@ -204,6 +219,19 @@ int agg_stats_event(struct agg_batch *b, const struct agg_config *cfg, const str
  * -1 with the reason in err.
  */
 int agg_heartbeat_decode(struct agg_heartbeat *hb, const char *json, size_t len, char *err);
+
+/* ---- rolling figures, trend, risk (trend.c) --------------------------------------- */
+
+/*
+ * The Lua script a flush runs once per sector it touched (and once nationally), after the
+ * window increments, inside the same MULTI/EXEC. KEYS: roll hash, trend hash, risk sorted
+ * set. ARGV: key prefix ("tm:s:energy" or "tm:n"), candidate anchor (ms), TTL (s), alpha
+ * (percent), baseline days, k, criticality weight, risk member (sector; "" nationally).
+ * Formulas: docs/aggregator.md, "Rolling figures, trend and risk".
+ */
+extern const char agg_trend_script[];
+/* Criticality weight of a sector: [risk] in the config, else tm_sectors[], else 1. */
+int64_t agg_risk_weight(const struct agg_config *cfg, const char *sector);
 
 /* ---- partitions -------------------------------------------------------------------- */
 

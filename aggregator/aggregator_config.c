@@ -1,7 +1,8 @@
 /*
  * aggregator_config.c - tm-aggregator's options: the INI table (docs/aggregator.md is its
- * reference), the [kafka.librdkafka] pass-through section, and the command-line names
- * that override the file (--kafka, --redis, --group, --admin, --log-level).
+ * reference), the [risk] sector weights, the [kafka.librdkafka] pass-through section, and
+ * the command-line names that override the file (--kafka, --redis, --group, --admin,
+ * --log-level).
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "aggregator.h"
 #include "tm/tm_config.h"
+#include "tm/tm_tables.h"
 
 #define OFF(f) offsetof(struct agg_config, f)
 #define STR(sec, key, def, f, help)                                                                \
@@ -53,6 +55,13 @@ static const struct tm_config_option options[] = {
     NUM("aggregator", "feed_maxlen", TM_CONF_INT, "10000", feed_maxlen, 100, 10000000,
         "approximate length cap of tm:feed (XADD MAXLEN ~)"),
 
+    NUM("trend", "alpha_percent", TM_CONF_INT, "30", trend_alpha_pct, 1, 100,
+        "EWMA smoothing factor of the daily baseline, in percent"),
+    NUM("trend", "baseline_days", TM_CONF_INT, "28", trend_baseline_days, 1, 365,
+        "days before the current one the baseline is computed from"),
+    NUM("trend", "ratio_k", TM_CONF_INT, "3", trend_ratio_k, 1, 1000,
+        "anomaly when the day's events reach k times the baseline"),
+
     NUM("retention", "minute", TM_CONF_DURATION, "48h", retain_minute_ms, 60000, 400 * DAY_MS,
         "TTL of 1-minute window hashes"),
     NUM("retention", "hour", TM_CONF_DURATION, "35d", retain_hour_ms, 3600000, 400 * DAY_MS,
@@ -80,6 +89,28 @@ static const struct tm_config_option options[] = {
     {NULL, NULL, TM_CONF_STRING, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
+/* [risk] sector = weight: a sector's criticality weight (0..100) in the risk score. */
+static int risk_weight(struct agg_config *cfg, const char *key, const char *value, char *err)
+{
+    int64_t w;
+    int i;
+
+    if (tm_sector_find(key) == NULL)
+        return tm_err(err, "unknown sector (docs/schema.md lists them)");
+    if (tm_parse_int64(value, 0, 100, &w) != 0)
+        return tm_err(err, "'%s': expected a weight from 0 to 100", value);
+    for (i = 0; i < cfg->risk_weight_count; i++)
+        if (strcmp(cfg->risk_weights[i].sector, key) == 0)
+            break;
+    if (i == AGG_MAX_RISK)
+        return tm_err(err, "more than %d sector weights", AGG_MAX_RISK);
+    if (i == cfg->risk_weight_count)
+        cfg->risk_weight_count++;
+    tm_strlcpy(cfg->risk_weights[i].sector, key, sizeof(cfg->risk_weights[i].sector));
+    cfg->risk_weights[i].weight = w;
+    return 0;
+}
+
 /* [kafka.librdkafka] key = value: handed to librdkafka as they are (TLS, SASL, ...). */
 static int dynamic_cb(void *arg, const char *section, const char *key, const char *value, char *err)
 {
@@ -87,6 +118,8 @@ static int dynamic_cb(void *arg, const char *section, const char *key, const cha
     size_t n;
     char *kv;
 
+    if (strcmp(section, "risk") == 0)
+        return risk_weight(cfg, key, value, err);
     if (strcmp(section, "kafka.librdkafka") != 0)
         return tm_err(err, "unknown section");
     if (cfg->kafka_extra_count >= AGG_MAX_EXTRA)

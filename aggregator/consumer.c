@@ -267,6 +267,7 @@ static void take_event(struct agg_consumer *c, struct agg_part *p, const rd_kafk
     e->ts = ev.ts;
     e->count = ev.count;
     e->seq = ev.seq;
+    e->clock_ts = agg_max_ts_advance(AGG_TS_NONE, ev.ts, ev.received, c->cfg->max_future_ms);
     tm_strlcpy(e->id, ev.id, sizeof(e->id));
     tm_strlcpy(e->operator_id, ev.operator_id, sizeof(e->operator_id));
     tm_strlcpy(e->agent, ev.agent, sizeof(e->agent));

@@ -5,7 +5,8 @@
  * A flush is two round trips:
  *   1. WATCH every offset key the flush moves; HMGET those keys (the fence); SMISMEMBER
  *      each dedup bucket with the batch's event ids.
- *   2. MULTI; window hashes, sets, sorted sets (one EVAL or command per key); SADD of the
+ *   2. MULTI; window hashes, sets, sorted sets (one EVAL or command per key); rolling
+ *      figures, trend and risk (one EVAL per sector touched and one national); SADD of the
  *      new ids to their dedup buckets; agent state; the feed (one EVAL); HSET of every
  *      partition's next offset and greatest event time; PUBLISH tm:updates; EXEC.
  * If a stored offset is not the one this member last wrote, someone else owns or owned
@@ -434,6 +435,30 @@ static int emit_cb(void *arg, const struct agg_group *g)
     }
 }
 
+/* One sector (or "tm:n") whose rolling figures, trend and risk this flush recomputes. */
+static int trend_cb(void *arg, const struct agg_group *g)
+{
+    struct flush_ctx *x = arg;
+    struct args *a = &x->a;
+    const char *sector = strcmp(g->key, "tm:n") == 0 ? "" : g->key + strlen("tm:s:");
+
+    args_add(a, "EVAL");
+    args_add(a, agg_trend_script);
+    args_add(a, "3");
+    args_addf(a, "%s:roll", g->key);
+    args_addf(a, "%s:trend", g->key);
+    args_add(a, "tm:risk");
+    args_add(a, g->key);
+    args_addf(a, "%lld", (long long)g->values[0]);
+    args_addf(a, "%lld", (long long)ttl_s(x->cfg->retain_day_ms));
+    args_addf(a, "%lld", (long long)x->cfg->trend_alpha_pct);
+    args_addf(a, "%lld", (long long)x->cfg->trend_baseline_days);
+    args_addf(a, "%lld", (long long)x->cfg->trend_ratio_k);
+    args_addf(a, "%lld", (long long)agg_risk_weight(x->cfg, sector));
+    args_add(a, sector);
+    return args_send(x->r, a);
+}
+
 /* Per-agent seq figures of this flush (merged into Redis by seq_script). */
 struct agent_ref {
     char key[KEY_MAX];
@@ -454,7 +479,7 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     struct bucket_ref *refs = NULL;
     bool *dup = NULL;
     struct agent_ref *agents = NULL;
-    struct agg_batch *seen = NULL;
+    struct agg_batch *seen = NULL, *roll = NULL;
     size_t nagents = 0, nbuckets = 0, feed = 0;
     char key[KEY_MAX];
     enum agg_flush_result res = AGG_FLUSH_ERROR;
@@ -470,7 +495,8 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     dup = calloc(f->nevents + 1, sizeof(*dup));
     agents = calloc(f->nevents + 1, sizeof(*agents));
     seen = agg_batch_create();
-    if (refs == NULL || dup == NULL || agents == NULL || seen == NULL) {
+    roll = agg_batch_create();
+    if (refs == NULL || dup == NULL || agents == NULL || seen == NULL || roll == NULL) {
         tm_err(err, "out of memory");
         goto out;
     }
@@ -583,6 +609,13 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
             agg_stats_event(b, cfg, &f->events[i]) != 0)
             goto oom;
         f->applied++;
+        if (f->events[i].windows & AGG_WIN_1H) {
+            /* the anchor of the rolling figures: see trend.c */
+            snprintf(key, sizeof(key), "tm:s:%s", f->events[i].sector);
+            if (agg_batch_put(roll, 'R', key, "", f->events[i].clock_ts, AGG_OP_MAX) != 0 ||
+                agg_batch_put(roll, 'R', "tm:n", "", f->events[i].clock_ts, AGG_OP_MAX) != 0)
+                goto oom;
+        }
         if (f->events[i].seq >= 0 && f->events[i].agent[0] != '\0') {
             char ak[KEY_MAX];
             int64_t slot;
@@ -600,7 +633,8 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
 
     /* Round trip 2: MULTI ... EXEC. */
     args_add(a, "MULTI");
-    if (args_send(r, a) != 0 || agg_batch_emit(b, emit_cb, &x) != 0)
+    if (args_send(r, a) != 0 || agg_batch_emit(b, emit_cb, &x) != 0 ||
+        agg_batch_emit(roll, trend_cb, &x) != 0)
         goto oom;
     for (i = 0; i < f->nevents; i = j) {
         size_t added = 0;
@@ -788,6 +822,7 @@ out:
     if (res == AGG_FLUSH_ERROR && r->c != NULL && r->pending > 0)
         agg_redis_disconnect(r);
     args_free(a);
+    agg_batch_destroy(roll);
     agg_batch_destroy(seen);
     free(agents);
     free(dup);
