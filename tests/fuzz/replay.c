@@ -1,7 +1,12 @@
 /*
  * replay.c - runs a fuzz target over files without libFuzzer, so that every corpus
  * (tests/fuzz/corpus/NAME) also runs in plain 'make test', under gcc and the sanitizers.
- * Arguments are files or directories (not recursive). Prints a cmocka-style summary.
+ * Arguments are files or directories (not recursive). Each input is one check: it must
+ * be readable, the target must return 0 (libFuzzer's contract) and must not abort (the
+ * targets abort() when an invariant they check fails: a rejection without a reason, a
+ * decode/encode round trip that differs, ...; the abort fails this program). A directory without
+ * inputs fails too, so a corpus that went missing is noticed. Prints the summary lines
+ * tests/run-tests.sh counts ("[  PASSED  ] N test(s).").
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -29,8 +34,9 @@ static int run_file(const char *path)
     buf = malloc(n > 0 ? (size_t)n : 1);
     if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
         goto out;
-    LLVMFuzzerTestOneInput(buf, (size_t)n);
-    rc = 0;
+    rc = LLVMFuzzerTestOneInput(buf, (size_t)n) == 0 ? 0 : -1;
+    if (rc != 0)
+        fprintf(stderr, "'%s': the target returned non-zero\n", path);
 out:
     free(buf);
     fclose(f);
@@ -57,7 +63,13 @@ int main(int argc, char **argv)
             continue;
         }
         d = opendir(argv[i]);
-        while (d != NULL && (de = readdir(d)) != NULL) {
+        if (d == NULL) {
+            fprintf(stderr, "cannot open '%s'\n", argv[i]);
+            errors++;
+            continue;
+        }
+        int before = files;
+        while ((de = readdir(d)) != NULL) {
             char path[4096];
             if (de->d_name[0] == '.')
                 continue;
@@ -65,14 +77,17 @@ int main(int argc, char **argv)
             errors += run_file(path) != 0;
             files++;
         }
-        if (d != NULL)
-            closedir(d);
+        closedir(d);
+        if (files == before) {
+            fprintf(stderr, "'%s': no inputs\n", argv[i]);
+            errors++;
+        }
     }
     printf("replayed %d inputs\n", files);
     if (files == 0 || errors > 0) {
-        printf("[  FAILED  ] 1 test(s), listed below:\n");
+        printf("[  FAILED  ] %d test(s), listed below:\n", errors > 0 ? errors : 1);
         return 1;
     }
-    printf("[  PASSED  ] 1 test(s).\n");
+    printf("[  PASSED  ] %d test(s).\n", files);
     return 0;
 }
