@@ -195,14 +195,7 @@ static int input_key_cb(void *arg, const char *section, const char *key, const c
     }
     if (strcmp(key, "threshold_match_prefix") == 0)
         in->prefix_set = true;
-    if (tm_config_set(&input_spec, in, NULL, key, value, err) != 0) {
-        /* The loader names section, key and value itself: keep only the reason. */
-        char *reason = strstr(err, "': ");
-        if (reason != NULL)
-            memmove(err, reason + 3, strlen(reason + 3) + 1);
-        return -1;
-    }
-    return 0;
+    return tm_config_apply(&input_spec, in, NULL, key, value, err);
 }
 
 int agent_config_load(struct agent_config *cfg, const char *path, char *err)

@@ -115,23 +115,13 @@ static int risk_weight(struct agg_config *cfg, const char *key, const char *valu
 static int dynamic_cb(void *arg, const char *section, const char *key, const char *value, char *err)
 {
     struct agg_config *cfg = arg;
-    size_t n;
-    char *kv;
 
     if (strcmp(section, "risk") == 0)
         return risk_weight(cfg, key, value, err);
     if (strcmp(section, "kafka.librdkafka") != 0)
         return tm_err(err, "unknown section");
-    if (cfg->kafka_extra_count >= AGG_MAX_EXTRA)
-        return tm_err(err, "more than %d librdkafka properties", AGG_MAX_EXTRA);
-    n = strlen(key) + strlen(value) + 2;
-    kv = malloc(n);
-    if (kv == NULL)
-        return tm_err(err, "out of memory");
-    snprintf(kv, n, "%s=%s", key, value);
-    cfg->kafka_extra[cfg->kafka_extra_count++] = kv;
-    cfg->kafka_extra[cfg->kafka_extra_count] = NULL;
-    return 0;
+    return tm_config_kv_append(cfg->kafka_extra, &cfg->kafka_extra_count, AGG_MAX_EXTRA, key, value,
+                               err);
 }
 
 int agg_config_load(struct agg_config *cfg, const char *path, char *err)

@@ -43,22 +43,22 @@ int collector_identify(struct collector *c, const char *cert_name, const struct 
 }
 
 int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,
-                            struct identity *out, char *cert_name, size_t cert_name_len)
+                            const char *listener, const char *peer_text, struct identity *out)
 {
     char names[TLS_MAX_NAMES][TLS_NAME_LEN];
     int n = ssl != NULL ? tls_peer_names(ssl, names, TLS_MAX_NAMES) : 0;
+    int rc = -1;
 
-    if (cert_name_len > 0)
-        cert_name[0] = '\0';
-    for (int i = 0; i < n; i++)
-        if (collector_identify(c, names[i], NULL, out) == 0)
-            return 0;
-    if (n > 0) {
-        /* A certificate the map does not name is refused, never given the default identity. */
-        snprintf(cert_name, cert_name_len, "%s", names[0]);
-        return -1;
-    }
-    return collector_identify(c, NULL, peer, out);
+    for (int i = 0; i < n && rc != 0; i++)
+        rc = collector_identify(c, names[i], NULL, out);
+    if (n == 0)
+        rc = collector_identify(c, NULL, peer, out);
+    if (rc != 0)
+        tm_log_warn("%s %s: unknown sender%s%s%s: closing", listener, peer_text,
+                    n > 0 ? " (certificate '" : "", n > 0 ? names[0] : "", n > 0 ? "')" : "");
+    else
+        tm_log_debug("%s %s: operator '%s'", listener, peer_text, out->operator_id);
+    return rc;
 }
 
 int collector_identify_token(struct collector *c, const char *token, struct identity *out)

@@ -152,10 +152,11 @@ int collector_identify_token(struct collector *c, const char *token, struct iden
 /*
  * Resolves a connection: the names of its verified TLS client certificate (ssl may be
  * NULL for plain TCP), else its address, else the default identity. A certificate the
- * map does not name is refused; its name is then copied to cert_name for the log.
+ * map does not name is refused, never given the default identity. Logs the outcome as
+ * "LISTENER PEER: ..." (a refusal names the certificate). Returns 0 or -1.
  */
 int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,
-                            struct identity *out, char *cert_name, size_t cert_name_len);
+                            const char *listener, const char *peer_text, struct identity *out);
 
 /* Connection accounting (acceptor admits, worker releases). */
 bool collector_conn_admit(struct collector *c, const struct sockaddr *peer);

@@ -106,21 +106,11 @@ static const struct tm_config_option options[] = {
 static int dynamic_cb(void *arg, const char *section, const char *key, const char *value, char *err)
 {
     struct collector_config *cfg = arg;
-    size_t n;
-    char *kv;
 
     if (strcmp(section, "kafka.librdkafka") != 0)
         return tm_err(err, "unknown section");
-    if (cfg->kafka_extra_count >= COLLECTOR_MAX_EXTRA)
-        return tm_err(err, "more than %d librdkafka properties", COLLECTOR_MAX_EXTRA);
-    n = strlen(key) + strlen(value) + 2;
-    kv = malloc(n);
-    if (kv == NULL)
-        return tm_err(err, "out of memory");
-    snprintf(kv, n, "%s=%s", key, value);
-    cfg->kafka_extra[cfg->kafka_extra_count++] = kv;
-    cfg->kafka_extra[cfg->kafka_extra_count] = NULL;
-    return 0;
+    return tm_config_kv_append(cfg->kafka_extra, &cfg->kafka_extra_count, COLLECTOR_MAX_EXTRA, key,
+                               value, err);
 }
 
 int collector_config_load(struct collector_config *cfg, const char *path, char *err)

@@ -270,18 +270,14 @@ static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
 
 static void identify(struct lj_conn *c)
 {
-    char cert[TLS_NAME_LEN];
     SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 
-    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, &c->id, cert,
-                                sizeof(cert)) != 0) {
-        tm_log_warn("lumberjack %s: unknown sender%s%s%s: closing", c->peer,
-                    cert[0] ? " (certificate '" : "", cert, cert[0] ? "')" : "");
+    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, "lumberjack", c->peer,
+                                &c->id) != 0) {
         conn_close(c, NULL);
         return;
     }
     c->identified = true;
-    tm_log_debug("lumberjack %s: operator '%s'", c->peer, c->id.operator_id);
     update_reading(c);
 }
 

@@ -299,18 +299,14 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
 /* Plain TCP: at once; TLS: after the handshake, from the client certificate's names. */
 static void identify(struct syslog_conn *c)
 {
-    char cert[TLS_NAME_LEN];
     SSL *ssl = c->tls ? bufferevent_openssl_get_ssl(c->bev) : NULL;
 
-    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, &c->id, cert,
-                                sizeof(cert)) != 0) {
-        tm_log_warn("syslog %s: unknown sender%s%s%s: closing", c->peer,
-                    cert[0] ? " (certificate '" : "", cert, cert[0] ? "')" : "");
+    if (collector_identify_conn(c->w->c, ssl, (struct sockaddr *)&c->peer_sa, "syslog", c->peer,
+                                &c->id) != 0) {
         conn_close(c, NULL);
         return;
     }
     c->identified = true;
-    tm_log_debug("syslog %s: operator '%s'", c->peer, c->id.operator_id);
     update_reading(c);
 }
 

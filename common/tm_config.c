@@ -852,22 +852,47 @@ out:
     return rc;
 }
 
+int tm_config_apply(const struct tm_config_spec *spec, void *target, const char *section,
+                    const char *key, const char *value, char *err)
+{
+    const struct tm_config_option *opt = find_option(spec, section != NULL ? section : "", key);
+
+    if (opt == NULL) {
+        tm_err(err, "unknown option");
+        return -1;
+    }
+    return set_value(opt, target, value, err);
+}
+
 int tm_config_set(const struct tm_config_spec *spec, void *target, const char *section,
                   const char *key, const char *value, char *err)
 {
-    const struct tm_config_option *opt;
     char reason[TM_ERR_LEN];
 
-    if (section == NULL)
-        section = "";
-    opt = find_option(spec, section, key);
-    if (opt == NULL) {
-        describe(err, section, key, value, "unknown option");
+    if (tm_config_apply(spec, target, section, key, value, reason) != 0) {
+        describe(err, section != NULL ? section : "", key, value, reason);
         return -1;
     }
-    if (set_value(opt, target, value, reason) != 0) {
-        describe(err, section, key, value, reason);
+    return 0;
+}
+
+int tm_config_kv_append(char **list, int *count, int max, const char *key, const char *value,
+                        char *err)
+{
+    size_t n = strlen(key) + strlen(value) + 2;
+    char *kv;
+
+    if (*count >= max) {
+        tm_err(err, "more than %d entries", max);
         return -1;
     }
+    kv = malloc(n);
+    if (kv == NULL) {
+        tm_err(err, "out of memory");
+        return -1;
+    }
+    snprintf(kv, n, "%s=%s", key, value);
+    list[(*count)++] = kv;
+    list[*count] = NULL;
     return 0;
 }

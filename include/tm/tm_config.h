@@ -97,6 +97,22 @@ int tm_config_set(const struct tm_config_spec *spec, void *target, const char *s
                   const char *key, const char *value, char *err);
 
 /*
+ * Same as tm_config_set, but err gets only the reason ("unknown option", "not a size
+ * ..."): for a dynamic-section callback, whose message the loader prefixes with file,
+ * line, section, key and value itself.
+ */
+int tm_config_apply(const struct tm_config_spec *spec, void *target, const char *section,
+                    const char *key, const char *value, char *err);
+
+/*
+ * Appends "key=value" (malloc'd) to a NULL-terminated list of at most max entries, such
+ * as a [kafka.librdkafka] pass-through section. The list has room for max + 1 pointers;
+ * the caller frees the entries. Returns 0, or -1 with the reason in err.
+ */
+int tm_config_kv_append(char **list, int *count, int max, const char *key, const char *value,
+                        char *err);
+
+/*
  * Typed parsers shared with command-line handling, with the syntax listed above (size
  * suffixes ignore case, duration units do not). Each returns 0, or -1 for bad input:
  * empty, a sign, trailing bytes or a value that overflows.

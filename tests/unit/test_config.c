@@ -750,6 +750,44 @@ static void test_config_bad_default(void **state)
     assert_string_equal(err, "bad default: [main] name = 'x': option has no size");
 }
 
+/* tm_config_apply gives the bare reason; tm_config_set names section, key and value. */
+static void test_config_apply_reason_only(void **state)
+{
+    struct cfg c;
+    char err[TM_ERR_LEN];
+    (void)state;
+
+    assert_int_equal(tm_config_defaults(&spec, &c, err), 0);
+    assert_int_equal(tm_config_apply(&spec, &c, "main", "count", "7", err), 0);
+    assert_int_equal(c.count, 7);
+    assert_int_equal(tm_config_apply(&spec, &c, "main", "nope", "1", err), -1);
+    assert_string_equal(err, "unknown option");
+    assert_int_equal(tm_config_apply(&spec, &c, "main", "count", "101", err), -1);
+    assert_null(strstr(err, "count"));
+    assert_int_equal(c.count, 7);
+    assert_int_equal(tm_config_set(&spec, &c, "main", "count", "101", err), -1);
+    assert_non_null(strstr(err, "[main] count = '101'"));
+}
+
+static void test_config_kv_append_bounded(void **state)
+{
+    char *list[3] = {NULL, NULL, NULL};
+    char err[TM_ERR_LEN];
+    int n = 0;
+    (void)state;
+
+    assert_int_equal(tm_config_kv_append(list, &n, 2, "linger.ms", "5", err), 0);
+    assert_int_equal(tm_config_kv_append(list, &n, 2, "acks", "all", err), 0);
+    assert_int_equal(tm_config_kv_append(list, &n, 2, "one", "more", err), -1);
+    assert_non_null(strstr(err, "more than 2"));
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0], "linger.ms=5");
+    assert_string_equal(list[1], "acks=all");
+    assert_null(list[2]);
+    free(list[0]);
+    free(list[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +816,8 @@ int main(void)
         cmocka_unit_test(test_config_stops_at_first_error),
         cmocka_unit_test(test_config_long_value_clipped),
         cmocka_unit_test(test_config_bad_default),
+        cmocka_unit_test(test_config_apply_reason_only),
+        cmocka_unit_test(test_config_kv_append_bounded),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
