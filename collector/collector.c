@@ -48,7 +48,14 @@ int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr
     char names[TLS_MAX_NAMES][TLS_NAME_LEN];
     int n = ssl != NULL ? tls_peer_names(ssl, names, TLS_MAX_NAMES) : 0;
     int rc = -1;
+    struct identity ignored;
 
+    for (int i = 0; i < n; i++)
+        if (collector_identify(c, names[i], NULL, &ignored) == IDENTITY_REVOKED) {
+            tm_log_warn("%s %s: certificate '%s' is revoked: closing", listener, peer_text,
+                        names[i]);
+            return IDENTITY_REVOKED;
+        }
     for (int i = 0; i < n && rc != 0; i++)
         rc = collector_identify(c, names[i], NULL, out);
     if (n == 0)

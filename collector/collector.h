@@ -107,7 +107,11 @@ struct identity_map;
 struct identity_map *identity_map_load(const char *path, char *err);
 void identity_map_free(struct identity_map *m);
 
-/* Lookups: each fills *out and returns 0, or returns -1 when nothing matches. */
+/*
+ * Lookups: each fills *out and returns 0, returns -1 when nothing matches, or (certificate
+ * names and tokens) IDENTITY_REVOKED when the name or token is in the map's [revoked] list.
+ */
+#define IDENTITY_REVOKED (-2)
 int identity_by_cert_name(const struct identity_map *m, const char *name, struct identity *out);
 int identity_by_token(const struct identity_map *m, const char *token, struct identity *out);
 int identity_by_addr(const struct identity_map *m, const struct sockaddr *sa, struct identity *out);
@@ -144,15 +148,17 @@ struct collector {
 /*
  * Resolves the identity of a connection: a certificate name first, else the peer address
  * ranges, else the default identity (plain TCP on loopback and tests). Thread-safe.
- * Returns 0 or -1 (unknown sender).
+ * Returns 0, -1 (unknown sender) or IDENTITY_REVOKED (a revoked certificate name).
  */
 int collector_identify(struct collector *c, const char *cert_name, const struct sockaddr *peer,
                        struct identity *out);
+/* As identity_by_token, under the identity lock: 0, -1 or IDENTITY_REVOKED. */
 int collector_identify_token(struct collector *c, const char *token, struct identity *out);
 /*
  * Resolves a connection: the names of its verified TLS client certificate (ssl may be
  * NULL for plain TCP), else its address, else the default identity. A certificate the
- * map does not name is refused, never given the default identity. Logs the outcome as
+ * map does not name is refused, never given the default identity, and so is one with any
+ * name in the [revoked] list. Logs the outcome as
  * "LISTENER PEER: ..." (a refusal names the certificate). Returns 0 or -1.
  */
 int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,

@@ -21,9 +21,17 @@
  * when evhttp has let go of it) so nothing touches it afterwards: the tickets still
  * come back, and the answer is just not sent.
  *
- * Authentication: a token the identity map does not know is 401 with
- * error="invalid_token"; the map has no notion of a known but unauthorised token, so
- * 403 is never sent. The rate limit is a token bucket per operator (rate_per_sender
+ * Authentication: no token, or a token the identity map does not know, is 401 (with
+ * error="invalid_token" for an unknown one); a token in the map's [revoked] list is 403:
+ * the sender is known and refused.
+ *
+ * Connections: a connection is counted (collector_conn_admit: max_connections in all and
+ * max_connections_per_ip, shared with the other listeners) from its first request until
+ * it closes; a request on a connection over either cap is answered 503 with Retry-After
+ * and the connection is closed. evhttp has no hook before the first request, so a
+ * connection that sends nothing is bounded only by the idle timeout. Each counted
+ * connection has a struct http_conn, whose close callback also tells a request waiting for
+ * Kafka that its client left. The rate limit is a token bucket per operator (rate_per_sender
  * events per second, holding rate_burst events, or one second's worth when 0); a full
  * bucket admits one request larger than itself and goes into debt, so a big batch
  * slows its sender down instead of failing forever.
@@ -66,6 +74,15 @@ struct rate_bucket {
 
 struct http_req;
 
+/* A counted connection, from its first request until evhttp closes it. */
+struct http_conn {
+    struct http_conn *prev, *next; /* in h->conns */
+    struct http_in *h;
+    struct evhttp_connection *evcon;
+    struct sockaddr_storage peer;
+    struct http_req *r; /* the request waiting for Kafka on it, or NULL */
+};
+
 struct http_in {
     struct worker *w;
     struct evhttp *http;
@@ -73,6 +90,7 @@ struct http_in {
     struct rate_bucket *buckets;
     size_t nbuckets;
     struct http_req *waiting; /* requests whose tickets are not all back */
+    struct http_conn *conns;  /* counted connections (gauge: lm_http.connections) */
 };
 
 struct line_ticket {
@@ -84,6 +102,7 @@ struct http_req {
     struct http_req *prev, *next; /* in h->waiting */
     struct http_in *h;            /* NULL after http_in_destroy */
     struct evhttp_request *req;   /* NULL once answered or the client is gone */
+    struct http_conn *conn;       /* NULL once answered or the client is gone */
     char peer[TM_ADDR_LEN];
     char operator_id[TM_EVENT_NAME_MAX + 1];
     bool submitting; /* still in the ingest loop: do not answer yet */
@@ -174,23 +193,76 @@ static json_t *json_text(const char *s)
     return json_string(clean);
 }
 
-/* ---- requests waiting for Kafka ---------------------------------------------------- */
+/* ---- connections ------------------------------------------------------------------- */
+
+/* Stops counting hc and frees it. */
+static void conn_forget(struct http_conn *hc)
+{
+    struct http_in *h = hc->h;
+
+    if (hc->prev != NULL)
+        hc->prev->next = hc->next;
+    else
+        h->conns = hc->next;
+    if (hc->next != NULL)
+        hc->next->prev = hc->prev;
+    collector_conn_release(h->w->c, (const struct sockaddr *)&hc->peer);
+    tm_gauge_add(h->w->lm_http.connections, -1);
+    free(hc);
+}
 
 static void conn_close_cb(struct evhttp_connection *evcon, void *arg);
+
+/*
+ * The counted connection evcon is, counting it now when this is its first request.
+ * Returns NULL when it is over the caps (or memory ran out): the caller refuses.
+ */
+static struct http_conn *conn_of(struct http_in *h, struct evhttp_connection *evcon)
+{
+    const struct sockaddr *sa = evhttp_connection_get_addr(evcon);
+    struct http_conn *hc;
+
+    for (hc = h->conns; hc != NULL; hc = hc->next)
+        if (hc->evcon == evcon)
+            return hc;
+    if (sa == NULL || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+        return NULL;
+    hc = calloc(1, sizeof(*hc));
+    if (hc == NULL)
+        return NULL;
+    memcpy(&hc->peer, sa,
+           sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6));
+    if (!collector_conn_admit(h->w->c, sa)) {
+        free(hc);
+        tm_counter_inc(h->w->c->conn_refused);
+        return NULL;
+    }
+    hc->h = h;
+    hc->evcon = evcon;
+    hc->next = h->conns;
+    if (h->conns != NULL)
+        h->conns->prev = hc;
+    h->conns = hc;
+    tm_gauge_add(h->w->lm_http.connections, 1);
+    evhttp_connection_set_closecb(evcon, conn_close_cb, hc);
+    return hc;
+}
+
+/* ---- requests waiting for Kafka ---------------------------------------------------- */
 
 /* Answers once every ticket is back (and the client is still there), then frees r. */
 static void finish(struct http_req *r)
 {
-    struct evhttp_connection *evcon;
     json_t *o = NULL;
     char *text = NULL;
 
     if (r->submitting || r->out > 0)
         return;
+    if (r->conn != NULL) {
+        r->conn->r = NULL;
+        r->conn = NULL;
+    }
     if (r->req != NULL && r->h != NULL) {
-        evcon = evhttp_request_get_connection(r->req);
-        if (evcon != NULL)
-            evhttp_connection_set_closecb(evcon, NULL, NULL);
         if (r->queue_failed || r->undelivered > 0) {
             if (r->queue_failed)
                 send_error(r->h, r->req, 503, RETRY_CONGESTED,
@@ -243,23 +315,29 @@ static void line_done_cb(struct kafka_ticket *t, int err)
 }
 
 /*
- * The client's connection is going away while r waits for Kafka. When evhttp has let go
- * of the request (connection failure) it is ours to free; when it has not (the server is
- * being freed) evhttp frees it right after this. Either way r forgets it.
+ * A counted connection is going away. When a request waits for Kafka on it and evhttp has
+ * let go of that request (connection failure) it is ours to free; when it has not (the
+ * server is being freed) evhttp frees it right after this. Either way the request forgets
+ * it. Then the connection is no longer counted.
  */
 static void conn_close_cb(struct evhttp_connection *evcon, void *arg)
 {
-    struct http_req *r = arg;
+    struct http_conn *hc = arg;
+    struct http_in *h = hc->h;
+    struct http_req *r = hc->r;
 
     evhttp_connection_set_closecb(evcon, NULL, NULL);
-    if (r->req == NULL)
-        return;
-    if (evhttp_request_get_connection(r->req) == NULL)
-        evhttp_request_free(r->req);
-    r->req = NULL;
-    if (r->h != NULL)
-        count_code(r->h, 499);
-    tm_log_info("http %s: client left before kafka took its %ld events", r->peer, r->lines);
+    if (r != NULL) {
+        r->conn = NULL;
+        if (r->req != NULL) {
+            if (evhttp_request_get_connection(r->req) == NULL)
+                evhttp_request_free(r->req);
+            r->req = NULL;
+            count_code(h, 499);
+            tm_log_info("http %s: client left before kafka took its %ld events", r->peer, r->lines);
+        }
+    }
+    conn_forget(hc);
 }
 
 /* ---- checks ------------------------------------------------------------------------ */
@@ -538,6 +616,7 @@ static void post_events(struct http_in *h, struct evhttp_request *req, const cha
     const char *data;
     size_t len = evbuffer_get_length(body);
     long n, retry_s;
+    int rc;
     struct http_req *r = NULL;
     struct submit_ctx ctx;
 
@@ -547,7 +626,13 @@ static void post_events(struct http_in *h, struct evhttp_request *req, const cha
         send_error(h, req, 401, NULL, "an 'Authorization: Bearer TOKEN' header is required");
         goto out;
     }
-    if (collector_identify_token(w->c, token, &id) != 0) {
+    rc = collector_identify_token(w->c, token, &id);
+    if (rc == IDENTITY_REVOKED) {
+        tm_log_warn("http %s: revoked bearer token: 403", peer);
+        send_error(h, req, 403, NULL, "this token is revoked");
+        goto out;
+    }
+    if (rc != 0) {
         tm_log_info("http %s: unknown bearer token", peer);
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"tm-collector\", error=\"invalid_token\"");
@@ -628,8 +713,9 @@ static void post_events(struct http_in *h, struct evhttp_request *req, const cha
     if (h->waiting != NULL)
         h->waiting->prev = r;
     h->waiting = r;
-    if (evcon != NULL)
-        evhttp_connection_set_closecb(evcon, conn_close_cb, r);
+    r->conn = evcon != NULL ? conn_of(h, evcon) : NULL;
+    if (r->conn != NULL)
+        r->conn->r = r;
 
     r->submitting = true;
     ctx.r = r;
@@ -669,7 +755,15 @@ static void request_cb(struct evhttp_request *req, void *arg)
         if (host != NULL)
             snprintf(peer, sizeof(peer), "%s:%u", host, (unsigned)port);
     }
-    if (path == NULL) {
+    if (evcon != NULL && conn_of(h, evcon) == NULL) {
+        tm_log_info("http %s: over max_connections or max_connections_per_ip: refused", peer);
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+        send_error(h, req, 503, RETRY_CONGESTED,
+                   "too many connections (max_connections_per_ip %lld, max_connections "
+                   "%lld)",
+                   (long long)h->w->c->cfg.max_connections_per_ip,
+                   (long long)h->w->c->cfg.max_connections);
+    } else if (path == NULL) {
         send_error(h, req, 400, NULL, "cannot parse the request target");
     } else if (strcmp(path, "/v1/events") == 0) {
         if (cmd == EVHTTP_REQ_POST) {
@@ -749,6 +843,11 @@ void http_in_destroy(struct http_in *h)
         return;
     /* Closes every connection: waiting requests forget theirs in conn_close_cb. */
     evhttp_free(h->http);
+    while (h->conns != NULL) { /* closed without their callback: stop counting them */
+        if (h->conns->r != NULL)
+            h->conns->r->conn = NULL;
+        conn_forget(h->conns);
+    }
     for (r = h->waiting; r != NULL; r = next) {
         next = r->next;
         r->h = NULL; /* freed by its last ticket */

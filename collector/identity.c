@@ -10,6 +10,11 @@
  *     certs = agent-7.vodokanal.example, agent-8.vodokanal.example
  *     tokens_sha256 = 5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8
  *     networks = 10.10.0.0/16, 2001:db8:7::/48
+ *     [revoked]
+ *     certs = agent-9.vodokanal.example
+ *     tokens_sha256 = ...
+ * [revoked] is the deny list: a certificate name or token there is refused even when an
+ * operator section lists it (HTTP answers 403, a TLS connection is closed).
  * Tokens are stored only as SHA-256 hex digests, so the map holds no secret; a presented
  * token is hashed and compared in constant time. The map is immutable once loaded: a
  * reload builds a new one and swaps the pointer (collector.c).
@@ -43,6 +48,7 @@ struct entry {
 struct identity_map {
     struct entry *entries;
     size_t n;
+    struct entry revoked; /* [revoked]: certs and tokens_sha256 refused whoever lists them */
 };
 
 static struct entry *entry_for(struct identity_map *m, const char *op, char *err)
@@ -166,8 +172,15 @@ static int map_key_cb(void *arg, const char *section, const char *key, const cha
     struct identity_map *m = arg;
     struct entry *e;
 
+    if (strcmp(section, "revoked") == 0) {
+        if (strcmp(key, "certs") == 0)
+            return each_item(value, add_cert, &m->revoked, err);
+        if (strcmp(key, "tokens_sha256") == 0)
+            return each_item(value, add_token, &m->revoked, err);
+        return tm_err(err, "unknown key in [revoked] (certs, tokens_sha256)");
+    }
     if (strncmp(section, "operator.", 9) != 0)
-        return tm_err(err, "unknown section (expected [operator.ID])");
+        return tm_err(err, "unknown section (expected [operator.ID] or [revoked])");
     e = entry_for(m, section + 9, err);
     if (e == NULL)
         return -1;
@@ -215,24 +228,31 @@ fail:
     return NULL;
 }
 
+static void entry_free(struct entry *e)
+{
+    for (size_t k = 0; k < e->ncerts; k++)
+        free(e->certs[k]);
+    free(e->certs);
+    free(e->tokens);
+    free(e->networks);
+}
+
 void identity_map_free(struct identity_map *m)
 {
     if (m == NULL)
         return;
-    for (size_t i = 0; i < m->n; i++) {
-        struct entry *e = &m->entries[i];
-        for (size_t k = 0; k < e->ncerts; k++)
-            free(e->certs[k]);
-        free(e->certs);
-        free(e->tokens);
-        free(e->networks);
-    }
+    for (size_t i = 0; i < m->n; i++)
+        entry_free(&m->entries[i]);
+    entry_free(&m->revoked);
     free(m->entries);
     free(m);
 }
 
 int identity_by_cert_name(const struct identity_map *m, const char *name, struct identity *out)
 {
+    for (size_t k = 0; m != NULL && k < m->revoked.ncerts; k++)
+        if (strcmp(m->revoked.certs[k], name) == 0)
+            return IDENTITY_REVOKED;
     for (size_t i = 0; m != NULL && i < m->n; i++)
         for (size_t k = 0; k < m->entries[i].ncerts; k++)
             if (strcmp(m->entries[i].certs[k], name) == 0) {
@@ -261,6 +281,9 @@ int identity_by_token(const struct identity_map *m, const char *token, struct id
                 *out = m->entries[i].id;
                 found = 0;
             }
+    for (size_t k = 0; k < m->revoked.ntokens; k++)
+        if (CRYPTO_memcmp(m->revoked.tokens[k], hex, 64) == 0)
+            found = IDENTITY_REVOKED;
     return found;
 }
 

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -247,6 +248,35 @@ const char *tm_harness_root(void)
     const char *s = getenv("TM_ROOT");
 
     return s != NULL && *s != '\0' ? s : ".";
+}
+
+int tm_harness_tcp_connect(const char *addr, const char *src_ip)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    int fd;
+
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (inet_pton(AF_INET, host, &dst.sin_addr) != 1)
+        return -1;
+    dst.sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (src_ip != NULL && (inet_pton(AF_INET, src_ip, &src.sin_addr) != 1 ||
+                           bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0)) {
+        close(fd);
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int tm_harness_free_port(void)

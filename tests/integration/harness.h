@@ -33,6 +33,12 @@ const char *tm_harness_root(void);
 int tm_harness_free_port(void);
 
 /*
+ * A blocking TCP connection to addr (IPv4 HOST:PORT), from the local address src_ip when
+ * it is not NULL (any 127.0.0.0/8 address works on loopback). Returns the socket or -1.
+ */
+int tm_harness_tcp_connect(const char *addr, const char *src_ip);
+
+/*
  * Starts argv[0] (looked up in PATH unless it holds a '/') with argv. When stdout_fd is
  * not NULL the child's stdout goes to a pipe whose reading end (close-on-exec) is stored
  * there and belongs to the caller; otherwise stdout is inherited. stderr is inherited.

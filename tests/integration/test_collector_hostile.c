@@ -64,23 +64,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* A socket from 127.0.0.2 connected to a collector's Lumberjack port. */
+/* A socket from 127.0.0.2 connected to a collector's Lumberjack port, or -1. */
 static int hostile_connect_to(const struct tm_collector_proc *c)
 {
-    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
-    const char *colon = strrchr(c->lumberjack, ':');
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    assert_true(fd >= 0);
-    inet_pton(AF_INET, "127.0.0.2", &src.sin_addr);
-    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
-    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    dst.sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
-    if (connect(fd, (struct sockaddr *)&dst, sizeof(dst)) != 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
+    return tm_harness_tcp_connect(c->lumberjack, "127.0.0.2");
 }
 
 static int hostile_connect(void)

@@ -10,10 +10,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -21,6 +27,7 @@
 #include "tm/tm_event.h"
 
 #define TOKEN "s3cret-token-kyiv"
+#define REVOKED_TOKEN "lost-laptop-token"
 
 static struct tm_harness_kafka kafka;
 static struct tm_collector_proc col;
@@ -31,7 +38,7 @@ static int setup(void **state)
 {
     char cmd[1024], conf[2048], map[300];
     char *argv[] = {"sh", "-c", cmd, NULL};
-    char *hash = NULL;
+    char *hash = NULL, *revoked = NULL;
     (void)state;
 
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/tm-sh-test-XXXXXX");
@@ -42,12 +49,18 @@ static int setup(void **state)
     if (tm_harness_run(argv, &hash, NULL, 10000) != 0)
         return -1;
     hash[strcspn(hash, "\n")] = '\0';
+    snprintf(cmd, sizeof(cmd), "printf %%s '%s' | sha256sum | cut -d' ' -f1", REVOKED_TOKEN);
+    if (tm_harness_run(argv, &revoked, NULL, 10000) != 0)
+        return -1;
+    revoked[strcspn(revoked, "\n")] = '\0';
     snprintf(map, sizeof(map), "%s/identities.ini", tmpdir);
+    /* The revoked token is also listed under the operator: the deny list wins. */
     snprintf(cmd, sizeof(cmd),
              "printf '[operator.ua-water-kyiv]\\nsector = drinking-water\\nregion = UA-30\\n"
-             "tokens_sha256 = %s\\n' > '%s'",
-             hash, map);
+             "tokens_sha256 = %s, %s\\n[revoked]\\ntokens_sha256 = %s\\n' > '%s'",
+             hash, revoked, revoked, map);
     free(hash);
+    free(revoked);
     if (tm_sh(cmd, 10000) != 0)
         return -1;
     snprintf(conf, sizeof(conf),
@@ -278,6 +291,10 @@ static void test_collector_http_auth_and_limits(void **state)
     free(body);
     assert_int_equal(curl_post(file, NULL, false, &body), 401);
     free(body);
+    /* A known token on the deny list: the sender is known and refused. */
+    assert_int_equal(curl_post(file, REVOKED_TOKEN, false, &body), 403);
+    assert_non_null(strstr(body, "revoked"));
+    free(body);
 
     /* max_body is 64 KiB. */
     snprintf(path, sizeof(path), "%s/big.ndjson", tmpdir);
@@ -325,6 +342,187 @@ static void test_collector_http_rate_limit(void **state)
     assert_int_equal(tm_collector_stop(&rc), 0);
 }
 
+/*
+ * Sends a keep-alive GET /healthz on fd and returns the status of the answer (reading
+ * until its end: the body is short and has a Content-Length), or -1. *closed tells
+ * whether the server closed the connection after it.
+ */
+static int keepalive_get(int fd, bool *closed)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n";
+    char buf[2048];
+    size_t have = 0;
+    struct timeval tv = {5, 0};
+    char *end, *cl;
+    ssize_t n;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) != (ssize_t)(sizeof(req) - 1))
+        return -1;
+    for (;;) {
+        n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+        if (n <= 0)
+            return -1;
+        have += (size_t)n;
+        buf[have] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        cl = strcasestr(buf, "Content-Length:");
+        if (end != NULL && cl != NULL &&
+            have >= (size_t)(end + 4 - buf) + (size_t)strtol(cl + 15, NULL, 10))
+            break;
+    }
+    /* After a "Connection: close" answer the next read sees the end of the stream. */
+    tv.tv_sec = 0;
+    tv.tv_usec = 300000;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    *closed = recv(fd, buf, 1, MSG_PEEK) == 0;
+    return (int)strtol(buf + 9, NULL, 10);
+}
+
+/* The value of the metric line that starts with prefix on the collector's admin, or -1. */
+static double admin_metric(const struct tm_collector_proc *c, const char *prefix)
+{
+    char *body = NULL, *p;
+    int status = 0;
+    double v = -1;
+
+    if (tm_harness_http(c->admin, "GET", "/metrics", &status, &body, 5000) != 0)
+        return -1;
+    for (p = body; p != NULL && *p != '\0'; p = strchr(p, '\n'), p = p != NULL ? p + 1 : NULL)
+        if (strncmp(p, prefix, strlen(prefix)) == 0) {
+            v = strtod(p + strlen(prefix), NULL);
+            break;
+        }
+    free(body);
+    return v;
+}
+
+static void test_collector_http_connection_cap(void **state)
+{
+    struct tm_collector_proc cc;
+    struct tm_collector_proc saved = col;
+    char conf[1024];
+    int fds[3], fd;
+    bool closed = false;
+    int code = 0;
+    (void)state;
+
+    /* Its own collector: two connections from one address. */
+    snprintf(conf, sizeof(conf),
+             "[collector]\nmax_connections_per_ip = 2\n[identity]\nmap = %s/identities.ini\n",
+             tmpdir);
+    assert_int_equal(tm_collector_start(&cc, kafka.bootstrap, conf), 0);
+    col = cc;
+    for (int i = 0; i < 2; i++) {
+        fds[i] = tm_harness_tcp_connect(cc.http, NULL);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(keepalive_get(fds[i], &closed), 200);
+        assert_false(closed);
+    }
+    assert_true(admin_metric(&cc, "tm_collector_connections{listener=\"http\"} ") == 2);
+    /* The third is answered 503 and closed; the first two still work. */
+    fds[2] = tm_harness_tcp_connect(cc.http, NULL);
+    assert_true(fds[2] >= 0);
+    assert_int_equal(keepalive_get(fds[2], &closed), 503);
+    assert_true(closed);
+    close(fds[2]);
+    assert_int_equal(keepalive_get(fds[0], &closed), 200);
+    assert_int_equal(keepalive_get(fds[1], &closed), 200);
+    /* One goes: a new connection gets its place. */
+    close(fds[0]);
+    for (int tries = 0; tries < 20 && code != 200; tries++) {
+        usleep(100000);
+        fd = tm_harness_tcp_connect(cc.http, NULL);
+        assert_true(fd >= 0);
+        code = keepalive_get(fd, &closed);
+        if (code != 200)
+            close(fd);
+    }
+    assert_int_equal(code, 200);
+    close(fd);
+    close(fds[1]);
+    /* Every connection that went is no longer counted. */
+    for (int tries = 0; tries < 20; tries++) {
+        if (admin_metric(&cc, "tm_collector_connections{listener=\"http\"} ") == 0)
+            break;
+        usleep(100000);
+    }
+    assert_true(admin_metric(&cc, "tm_collector_connections{listener=\"http\"} ") == 0);
+    col = saved;
+    assert_int_equal(tm_collector_stop(&cc), 0);
+}
+
+static void assert_healthz_ok(void)
+{
+    int status = 0;
+
+    for (int tries = 0; tries < 50 && status != 200; tries++) {
+        if (tries > 0)
+            usleep(100000);
+        assert_int_equal(tm_harness_http(col.admin, "GET", "/healthz", &status, NULL, 5000), 0);
+    }
+    assert_int_equal(status, 200);
+}
+
+static void test_collector_http_client_leaves_while_kafka_is_down(void **state)
+{
+    static struct tm_event e[2];
+    char body[256], req[1024];
+    int fd, n;
+    (void)state;
+
+    n = snprintf(body, sizeof(body),
+                 "{\"ts\":\"2026-11-23T07:00:00Z\",\"category\":\"scan\",\"severity\":2,"
+                 "\"summary\":\"%s-left\"}\n",
+                 marker);
+    snprintf(req, sizeof(req),
+             "POST /v1/events HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/x-ndjson\r\nContent-Length: %d\r\n\r\n%s",
+             TOKEN, n, body);
+    /* With the broker down the request waits for Kafka; its client gives up and goes. */
+    assert_int_equal(tm_harness_kafka_brokers(&kafka, false, -1), 0);
+    fd = tm_harness_tcp_connect(col.http, NULL);
+    assert_true(fd >= 0);
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    sleep(1);
+    close(fd);
+    /* evhttp does not read while a request is open, so it learns of the close only when
+     * it answers; until then the connection still counts. */
+    assert_true(admin_metric(&col, "tm_collector_connections{listener=\"http\"} ") == 1);
+    /* The broker comes back: the event still lands, and the collector serves others. */
+    assert_int_equal(tm_harness_kafka_brokers(&kafka, true, -1), 0);
+    assert_int_equal(wait_events("-left", 1, e, 2), 1);
+    for (int tries = 0; tries < 30; tries++) {
+        if (admin_metric(&col, "tm_collector_connections{listener=\"http\"} ") == 0)
+            break;
+        usleep(100000);
+    }
+    assert_true(admin_metric(&col, "tm_collector_connections{listener=\"http\"} ") == 0);
+    assert_healthz_ok();
+}
+
+/*
+ * Sends an sshd line naming ip over syslog TLS to addr with the client certificate
+ * tmpdir/CERT.crt, then asserts that no event naming ip is in Kafka a second later.
+ */
+static void assert_tls_syslog_lands_nothing(const char *addr, const char *cert, const char *ip)
+{
+    char cmd[2048];
+    struct tm_kmsgs msgs;
+
+    snprintf(cmd, sizeof(cmd),
+             "printf '<38>Nov 23 07:22:05 gw1 sshd[1]: Invalid user x from %s "
+             "port 1\\n' | timeout 5 openssl s_client -quiet -connect %s -cert %s/%s.crt "
+             "-key %s/%s.key -CAfile %s/ca.crt 2>/dev/null; true",
+             ip, addr, tmpdir, cert, tmpdir, cert, tmpdir);
+    assert_int_equal(tm_sh(cmd, 20000), 0);
+    sleep(1);
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++)
+        assert_null(strstr(msgs.v[i].payload, ip));
+    tm_kmsgs_free(&msgs);
+}
+
 static void test_collector_syslog_tls_client_cert(void **state)
 {
     static struct tm_event e[2];
@@ -356,20 +554,13 @@ static void test_collector_syslog_tls_client_cert(void **state)
     assert_string_equal(e[0].operator_id, "ua-water-kyiv");
     assert_string_equal(e[0].category, "bruteforce");
     /* A certificate from a foreign CA lands nothing. */
-    snprintf(cmd, sizeof(cmd),
-             "printf '<38>Nov 23 07:22:05 gw1 sshd[1]: Invalid user x from 192.0.2.124 "
-             "port 1\\n' | timeout 5 openssl s_client -quiet -connect %s -cert %s/rogue.crt "
-             "-key %s/rogue.key -CAfile %s/ca.crt 2>/dev/null; true",
-             tc.syslog_tcp, tmpdir, tmpdir, tmpdir);
-    assert_int_equal(tm_sh(cmd, 20000), 0);
+    assert_tls_syslog_lands_nothing(tc.syslog_tcp, "rogue", "192.0.2.124");
+    /* The agent's certificate goes on the deny list; after SIGHUP it lands nothing. */
+    snprintf(cmd, sizeof(cmd), "printf '[revoked]\\ncerts = agent.vodokanal.test\\n' >> '%s'", map);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    assert_int_equal(kill(tc.pid, SIGHUP), 0);
     sleep(1);
-    {
-        struct tm_kmsgs msgs;
-        assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
-        for (size_t i = 0; i < msgs.n; i++)
-            assert_null(strstr(msgs.v[i].payload, "192.0.2.124"));
-        tm_kmsgs_free(&msgs);
-    }
+    assert_tls_syslog_lands_nothing(tc.syslog_tcp, "agent", "192.0.2.125");
     assert_int_equal(tm_collector_stop(&tc), 0);
 }
 
@@ -383,6 +574,8 @@ int main(void)
         cmocka_unit_test(test_collector_http_gzip_ndjson),
         cmocka_unit_test(test_collector_http_auth_and_limits),
         cmocka_unit_test(test_collector_http_rate_limit),
+        cmocka_unit_test(test_collector_http_connection_cap),
+        cmocka_unit_test(test_collector_http_client_leaves_while_kafka_is_down),
     };
     return cmocka_run_group_tests_name("collector_syslog_http", tests, setup, teardown);
 }
