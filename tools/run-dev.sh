@@ -8,7 +8,8 @@
 #                 Production points at a real Kafka cluster.
 #   redis-server  private, on 127.0.0.1:6390, no persistence, dir run/redis, log run/redis.log
 # then whichever of tm-collector, tm-aggregator and tm-dashboard exist in BUILD_DIR, with
-# the addresses of DESIGN.md's command-line contract, and two demo tm-agents tailing log
+# the addresses of DESIGN.md's command-line contract, and three demo tm-agents (one per
+# demo operator, each with its own TLS client certificate from run/pki) tailing log
 # files that tools/replay-corpus.sh fills from the sample corpus. Each program's stdout goes to
 # run/NAME.out and its stderr to run/NAME.log.
 #
@@ -82,7 +83,7 @@ cleanup() {
   done
   wait 2>/dev/null
   rm -f "$run/kafka.bootstrap" "$run/run.pid" "$run/pids"
-  rm -rf "$run/redis" "$run/demo" "$run"/agent-*.state
+  rm -rf "$run/redis" "$run/demo" "$run"/agent-*.state "$run/pki"
   echo "run-dev: stopped"
 }
 trap cleanup EXIT
@@ -140,14 +141,65 @@ done
 [ -n "$ready" ] || die "redis-server did not answer on 127.0.0.1:$redis_port within 10 s"
 
 started=()
+# Demo operators: each demo agent is one operator site, identified by its TLS client
+# certificate (CN demo-NAME.tm.test) through the collector's identity map.
+#   NAME  operator          sector                  region  input
+demo_sites=(
+  "ids   ua-energy-kyiv    energy                  UA-30   eve:eve.json"
+  "auth  ua-water-odesa    drinking-water          UA-51   auth:auth.log"
+  "fw    ua-telecom-lviv   digital-infrastructure  UA-46   cef:firewall.cef"
+)
+
+# make_pki DIR: a throwaway CA, a server certificate for 127.0.0.1 and one client
+# certificate per demo site (P-256, valid 30 days). Development only.
+make_pki() {
+  local dir=$1 site name
+  mkdir -p "$dir" || return 1
+  (
+    cd "$dir" || exit 1
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+      -subj "/CN=tm-telemetry dev CA" -keyout ca.key -out ca.crt 2>/dev/null || exit 1
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=collector.tm.test" \
+      -keyout server.key -out server.csr 2>/dev/null || exit 1
+    printf 'subjectAltName=DNS:collector.tm.test,IP:127.0.0.1\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+      -extfile server.ext -out server.crt 2>/dev/null || exit 1
+    for site in "${demo_sites[@]}"; do
+      read -r name _ <<<"$site"
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=demo-$name.tm.test" -keyout "agent-$name.key" -out "agent-$name.csr" \
+        2>/dev/null || exit 1
+      openssl x509 -req -in "agent-$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial \
+        -days 30 -out "agent-$name.crt" 2>/dev/null || exit 1
+    done
+    chmod 600 ./*.key
+  )
+}
+
 if [ -x "$build/tm-collector" ]; then
-  # Development identity: every sender on loopback is the operator 'dev-local'.
-  # Production uses an identity map with certificates and tokens (docs/collector.md).
+  command -v openssl >/dev/null || die "'openssl' not found; run deploy/install-deps.sh"
+  make_pki "$run/pki" || die "cannot make the development PKI in '$run/pki'"
+  # Identity map: each demo agent's certificate names its operator, sector and region.
+  # Senders on plain syslog and HTTP get the development identity 'dev-local'.
+  # Production uses real certificates and tokens (docs/collector.md).
+  : >"$run/identities.ini"
+  for site in "${demo_sites[@]}"; do
+    read -r name op sector region _ <<<"$site"
+    printf '[operator.%s]\nsector = %s\nregion = %s\ncerts = demo-%s.tm.test\n' \
+      "$op" "$sector" "$region" "$name" >>"$run/identities.ini"
+  done
   cat >"$run/collector.ini" <<EOF_INI
 [identity]
+map = $run/identities.ini
 default_operator = dev-local
 default_sector = local-government
 default_region = UA-30
+[lumberjack]
+tls = true
+[tls]
+cert = $run/pki/server.crt
+key = $run/pki/server.key
+ca = $run/pki/ca.crt
 [kafka]
 linger = 5ms
 EOF_INI
@@ -155,50 +207,42 @@ EOF_INI
     "$build/tm-collector" -c "$run/collector.ini" --kafka "$bootstrap" --lumberjack 127.0.0.1:5044 \
     --syslog-tcp 127.0.0.1:5514 --syslog-udp 127.0.0.1:5514 --http 127.0.0.1:8088 \
     --admin 127.0.0.1:0
-  started+=("  tm-collector   lumberjack 127.0.0.1:5044, syslog 127.0.0.1:5514 (tcp, udp), http 127.0.0.1:8088")
+  started+=("  tm-collector   lumberjack+TLS 127.0.0.1:5044 (client certificates: run/pki), syslog 127.0.0.1:5514 (tcp, udp), http 127.0.0.1:8088")
 fi
+agent_names=()
 if [ -x "$build/tm-agent" ] && [ -x "$build/tm-collector" ]; then
   # Demo agents: a replayer appends lines of the sample corpus (tests/data, see its
   # SOURCES.md) to log files in run/demo/ every second, the way a live site writes them,
-  # and two tm-agents tail those files and ship to the collector.
+  # and one tm-agent per demo site tails its file and ships it over TLS.
   mkdir -p "$run/demo" || die "cannot create '$run/demo'"
   : >"$run/demo/eve.json"
   : >"$run/demo/auth.log"
   : >"$run/demo/firewall.cef"
   start replayer "$run/replayer.out" "$run/replayer.log" \
     "$root/tools/replay-corpus.sh" "$root/tests/data" "$run/demo"
-  for agent in ids auth; do
-    cat >"$run/agent-$agent.ini" <<EOF_INI
+  for site in "${demo_sites[@]}"; do
+    read -r name op _ _ input <<<"$site"
+    cat >"$run/agent-$name.ini" <<EOF_INI
 [agent]
-id = demo-$agent
-state_dir = $run/agent-$agent.state
+id = demo-$name
+state_dir = $run/agent-$name.state
 fsync = never
 [shipper]
 collectors = 127.0.0.1:5044
 heartbeat = 10s
+tls_ca = $run/pki/ca.crt
+tls_cert = $run/pki/agent-$name.crt
+tls_key = $run/pki/agent-$name.key
+[input.demo]
+type = file
+format = ${input%%:*}
+paths = $run/demo/${input#*:}
 EOF_INI
+    start "tm-agent-$name" "$run/tm-agent-$name.out" "$run/tm-agent-$name.log" \
+      "$build/tm-agent" -c "$run/agent-$name.ini" --admin 127.0.0.1:0
+    agent_names+=("tm-agent-$name")
+    started+=("  tm-agent       demo-$name: operator $op, tails run/demo/${input#*:} (replayed from tests/data)")
   done
-  cat >>"$run/agent-ids.ini" <<EOF_INI
-[input.suricata]
-type = file
-format = eve
-paths = $run/demo/eve.json
-[input.firewall]
-type = file
-format = cef
-paths = $run/demo/firewall.cef
-EOF_INI
-  cat >>"$run/agent-auth.ini" <<EOF_INI
-[input.sshd]
-type = file
-format = auth
-paths = $run/demo/auth.log
-EOF_INI
-  for agent in ids auth; do
-    start "tm-agent-$agent" "$run/tm-agent-$agent.out" "$run/tm-agent-$agent.log" \
-      "$build/tm-agent" -c "$run/agent-$agent.ini" --admin 127.0.0.1:0
-  done
-  started+=("  tm-agent       demo-ids (Suricata EVE, CEF) and demo-auth (sshd) tail run/demo/*, replayed from tests/data")
 fi
 if [ -x "$build/tm-aggregator" ]; then
   start tm-aggregator "$run/tm-aggregator.out" "$run/tm-aggregator.log" \
@@ -224,7 +268,7 @@ done
 # What the daemons themselves announce on stdout (the addresses they bound, admin ports).
 if [ ${#started[@]} -gt 0 ]; then
   sleep 1
-  for name in tm-collector tm-agent-ids tm-agent-auth tm-aggregator tm-dashboard; do
+  for name in tm-collector ${agent_names[@]+"${agent_names[@]}"} tm-aggregator tm-dashboard; do
     [ -s "$run/$name.out" ] && sed "s/^/  $name: /" "$run/$name.out"
   done
 fi
