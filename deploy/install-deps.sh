@@ -11,6 +11,9 @@ packages=(
   libjansson-dev libyajl-dev libinih-dev liblz4-dev libzstd-dev
   # test
   libcmocka-dev redis-server redis-tools kcat curl bsdutils gzip util-linux openssl python3
+  # browser test (tests/e2e): Debian's chromium, driven by playwright-core from npm
+  # (Node.js and npm come with the machine; .ci/run runs 'npm ci --prefix tests/e2e')
+  chromium
   # benchmarks
   rsyslog rsyslog-kafka bc linux-perf
 )

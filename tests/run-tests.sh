@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test program of the given build directories: unit tests, integration tests
-# (real processes on loopback) and the fuzz corpus replays. Sums cmocka's per-program
-# results; a program that dies before printing its summary counts as one failure.
-# Closes with "N passed, N failed" and exits non-zero on any failure.
+# (real processes on loopback) and the fuzz corpus replays; then, once, against the
+# first build directory only (the plain build, not the sanitizer one), the browser test
+# tests/e2e/dashboard.test.mjs (node, Debian chromium, 'npm ci --prefix tests/e2e'; when
+# one of those is missing it fails and says which). Sums cmocka's per-program results
+# (the browser test prints the same lines); a program that dies before printing its
+# summary counts as one failure. Closes with "N passed, N failed" and exits non-zero on
+# any failure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here" || exit 1
@@ -19,13 +23,13 @@ failures=()
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/tm-tests.XXXXXX")
 trap 'rm -rf "$logdir"' EXIT
 
+# run_one BUILD NAME COMMAND [ARG...]: runs one test program and adds up its results.
 run_one() {
-  local build=$1 bin=$2 name log rc p f t0 t
-  name=${bin#"$build"/}
+  local build=$1 name=$2 log rc p f t0 t
   log="$logdir/$(echo "$build/$name" | tr '/' '_').log"
   printf '%-60s ' "$build/$name"
   t0=$SECONDS
-  TM_BUILD="$build" TM_ROOT="$here" timeout 600 "$bin" "${@:3}" >"$log" 2>&1
+  TM_BUILD="$build" TM_ROOT="$here" timeout 600 "${@:3}" >"$log" 2>&1
   rc=$?
   t=$((SECONDS - t0))
   p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
@@ -47,14 +51,24 @@ run_one() {
 for build in "$@"; do
   for bin in "$build"/tests/unit/test_* "$build"/tests/integration/test_*; do
     [ -x "$bin" ] || continue
-    run_one "$build" "$bin"
+    run_one "$build" "${bin#"$build"/}" "$bin"
   done
   for bin in "$build"/tests/fuzz/replay_*; do
     [ -x "$bin" ] || continue
     target=${bin##*/replay_}
-    run_one "$build" "$bin" "tests/fuzz/corpus/$target"
+    run_one "$build" "${bin#"$build"/}" "$bin" "tests/fuzz/corpus/$target"
   done
 done
+
+# The browser test, once. Missing node is reported here; missing chromium or
+# node_modules by the test itself, as a failed check that names the fix.
+if command -v node >/dev/null 2>&1; then
+  run_one "$1" e2e/dashboard.test.mjs node tests/e2e/dashboard.test.mjs
+else
+  printf '%-60s FAILED (node not found: the browser test needs Node.js and npm)\n' "$1/e2e/dashboard.test.mjs"
+  failed=$((failed + 1))
+  failures+=("$1/e2e/dashboard.test.mjs")
+fi
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed programs: ${failures[*]}"
