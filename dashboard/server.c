@@ -85,6 +85,14 @@ static void reply_buf(struct dash *d, struct evhttp_request *req, enum dash_endp
     if (evhttp_find_header(h, "Cache-Control") == NULL)
         evhttp_add_header(h, "Cache-Control", "no-store");
     dash_count(d, ep, code, start_ms);
+    if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD && buf != NULL) {
+        /* libevent 2.1 would send the body: announce its length, send none */
+        char n[24];
+        snprintf(n, sizeof(n), "%zu", evbuffer_get_length(buf));
+        evhttp_add_header(h, "Content-Length", n);
+        evhttp_send_reply(req, code, NULL, NULL);
+        return;
+    }
     evhttp_send_reply(req, code, NULL, buf);
 }
 
@@ -352,7 +360,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
     } else if (strncmp(path, "/api/", 5) == 0) {
         api_route(d, req, path + 5, get, start_ms);
     } else if (strcmp(path, "/login") == 0 || strcmp(path, "/logout") == 0) {
-        enum dash_endpoint ep = path[3] == 'g' ? EP_LOGIN : EP_LOGOUT;
+        enum dash_endpoint ep = strcmp(path, "/login") == 0 ? EP_LOGIN : EP_LOGOUT;
         if (cmd != EVHTTP_REQ_POST)
             method_not_allowed(d, req, ep, "POST", start_ms);
         else if (ep == EP_LOGIN)
