@@ -61,6 +61,7 @@ const state = {
   refreshing: false,
   refreshAgain: false,
   stream: null,
+  streamWasDown: false,
   lastAgents: 0,
 };
 
@@ -550,7 +551,12 @@ function connectStream() {
   if (state.stream) state.stream.close();
   const es = new EventSource('/api/stream');
   state.stream = es;
-  es.addEventListener('open', () => setStatus('status-live', 'live'));
+  es.addEventListener('open', () => {
+    setStatus('status-live', 'live');
+    /* what the feed got while the stream was down comes from the API */
+    if (state.streamWasDown) loadFeed().catch(showError);
+    state.streamWasDown = false;
+  });
   es.addEventListener('feed', (ev) => {
     try {
       addLiveFeedItem(JSON.parse(ev.data));
@@ -560,6 +566,7 @@ function connectStream() {
   });
   es.addEventListener('update', () => scheduleRefresh(250));
   es.addEventListener('error', () => {
+    state.streamWasDown = true;
     if (es.readyState === EventSource.CLOSED) {
       /* refused (401, 503 over max_streams, ...): find out which, then try again */
       setStatus('status-off', 'offline, retrying');
