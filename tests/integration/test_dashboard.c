@@ -647,7 +647,7 @@ static int group_setup(void **state)
     chmod(F->tokens_file, 0600);
     snprintf(F->dash_conf, sizeof(F->dash_conf), "%s/dash.ini", F->dir);
     snprintf(text, sizeof(text),
-             "[dashboard]\ncache_ttl = 0\nmax_streams = %d\nsilent_after = 10m\n"
+             "[dashboard]\ncache_ttl = 0\nmax_streams = %d\nmax_inflight = 4\nsilent_after = 10m\n"
              "[redis]\ntimeout = 2s\nbackoff_max = 500ms\n[auth]\ntokens_file = %s\n",
              MAX_STREAMS, F->tokens_file);
     write_file(F->dash_conf, text);
@@ -1423,6 +1423,60 @@ static void test_dashboard_metrics(void **state)
     free(body);
 }
 
+/* Sends a request and leaves it waiting. Returns the socket. */
+static int pending_request(const char *path)
+{
+    char req[512];
+    int fd = connect_to(F->http), n;
+
+    assert_true(fd >= 0);
+    n = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\nHost: x\r\n%s\r\n", path, AUTH);
+    assert_int_equal(send_all(fd, req, (size_t)n), 0);
+    return fd;
+}
+
+/* The status of the answer waiting on fd (within timeout_ms), or -1. */
+static int read_status(int fd, int timeout_ms)
+{
+    char line[256];
+    int status = -1;
+
+    if (tm_harness_read_line(fd, line, sizeof(line), timeout_ms) > 0)
+        sscanf(line, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+/*
+ * Redis hangs (SIGSTOP): requests wait, at most max_inflight of them (the next is 503 at
+ * once), clients that give up are forgotten, and past [redis] timeout the waiting ones
+ * get 503; once Redis runs again the dashboard serves again.
+ */
+static void test_dashboard_redis_hung(void **state)
+{
+    int fds[4], fd;
+    int64_t t0;
+
+    (void)state;
+    assert_int_equal(kill(F->redis.pid, SIGSTOP), 0);
+    for (int i = 0; i < 4; i++)
+        fds[i] = pending_request(i % 2 ? "/api/overview" : "/api/agents");
+    usleep(300000);
+    fd = pending_request("/api/feed");
+    assert_int_equal(read_status(fd, 1000), 503); /* busy: not waiting for Redis */
+    close(fd);
+    close(fds[0]); /* two clients give up */
+    close(fds[1]);
+    t0 = tm_time_mono_ms();
+    assert_int_equal(read_status(fds[2], 5000), 503);
+    assert_int_equal(read_status(fds[3], 5000), 503);
+    print_message("dashboard: hung redis answered 503 after %lld ms\n",
+                  (long long)(tm_time_mono_ms() - t0));
+    close(fds[2]);
+    close(fds[3]);
+    assert_int_equal(kill(F->redis.pid, SIGCONT), 0);
+    wait_api_status(200, 10000);
+}
+
 static void test_dashboard_redis_outage(void **state)
 {
     char *body = NULL;
@@ -1567,6 +1621,7 @@ int main(void)
         cmocka_unit_test(test_dashboard_metrics),
         cmocka_unit_test(test_dashboard_tls),
         cmocka_unit_test(test_dashboard_config_errors),
+        cmocka_unit_test(test_dashboard_redis_hung),
         cmocka_unit_test(test_dashboard_redis_outage),
         cmocka_unit_test(test_dashboard_sighup_tokens),
         cmocka_unit_test(test_dashboard_sigterm),
