@@ -324,7 +324,7 @@ function renderOverview(o) {
   for (const n of document.querySelectorAll('.range-label')) n.textContent = `· ${RANGE_TEXT[o.range] || o.range}`;
   renderHeadline(o);
   lineChart($('national-chart'), {
-    labels: o.labels, tick: labelTick, height: 200,
+    labels: o.labels, tick: labelTick, width: 440, height: 220, maxTicks: 6,
     series: [{ name: 'events', values: (o.national || {}).series || [], cls: 's0' }],
   });
   renderSectorTable(o);

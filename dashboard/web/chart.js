@@ -43,6 +43,11 @@ export function niceMax(v) {
   return 10 * p;
 }
 
+/* Axis top for four grid steps of a readable size (1, 2, 5 x 10^k, at least 1). */
+function axisMax(v) {
+  return 4 * Math.max(1, niceMax(v / 4));
+}
+
 function sum(values) {
   return values.reduce((a, b) => a + (Number(b) || 0), 0);
 }
@@ -82,7 +87,7 @@ export function lineChart(svg, opts) {
   const height = opts.height || 220;
   const pad = { top: 12, right: 14, bottom: 30, left: 48 };
   const all = series.flatMap((s) => s.values.map(Number));
-  const yMax = niceMax(Math.max(0, ...all));
+  const yMax = axisMax(Math.max(0, ...all));
   const plotH = frame(svg, width, height, yMax, pad);
   const plotW = width - pad.left - pad.right;
   const n = labels.length;
@@ -130,7 +135,7 @@ export function columnChart(svg, opts) {
   const width = opts.width || 640;
   const height = opts.height || 220;
   const pad = { top: 12, right: 14, bottom: 30, left: 48 };
-  const yMax = niceMax(Math.max(0, ...values));
+  const yMax = axisMax(Math.max(0, ...values));
   const plotH = frame(svg, width, height, yMax, pad);
   const plotW = width - pad.left - pad.right;
   const n = Math.max(1, labels.length);
