@@ -251,10 +251,13 @@ if [ -x "$build/tm-aggregator" ]; then
   started+=("  tm-aggregator  kafka -> redis 127.0.0.1:$redis_port")
 fi
 if [ -x "$build/tm-dashboard" ]; then
+  # Development: no token on loopback (tm-dashboard refuses auth = off elsewhere).
+  # Production lists read-only tokens (deploy/tm-dashboard.ini, docs/dashboard.md).
+  printf '[auth]\nauth = off\n' >"$run/dashboard.ini"
   start tm-dashboard "$run/tm-dashboard.out" "$run/tm-dashboard.log" \
-    "$build/tm-dashboard" --redis "127.0.0.1:$redis_port" --http 127.0.0.1:8080 \
-    --admin 127.0.0.1:0
-  started+=("  tm-dashboard   http://127.0.0.1:8080/")
+    "$build/tm-dashboard" -c "$run/dashboard.ini" --redis "127.0.0.1:$redis_port" \
+    --http 127.0.0.1:8080 --admin 127.0.0.1:0 --web "$root/dashboard/web"
+  started+=("  tm-dashboard   http://127.0.0.1:8080/ (no login on loopback)")
 fi
 
 echo "run-dev: running on loopback; Ctrl-C stops everything"
