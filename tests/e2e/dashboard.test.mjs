@@ -382,16 +382,17 @@ async function main() {
   log(`e2e: pipeline up (kafka ${bootstrap}, redis ${redisPort}, collector ${collectorUrl}, dashboard ${base})`);
 
   /* The browser */
-  const args = typeof process.getuid === 'function' && process.getuid() === 0 ? ['--no-sandbox'] : [];
+  const args = ['--disable-dev-shm-usage'];
+  if (typeof process.getuid === 'function' && process.getuid() === 0) args.push('--no-sandbox');
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
   try {
-    await runBrowser(browser, base, collectorUrl, apiGet);
+    await runBrowser(browser, base, collectorUrl, apiGet, redisPort);
   } finally {
     await browser.close();
   }
 }
 
-async function runBrowser(browser, base, collectorUrl, apiGet) {
+async function runBrowser(browser, base, collectorUrl, apiGet, redisPort) {
   const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
   page.setDefaultTimeout(STEP_MS);
   const problems = [];
@@ -592,6 +593,28 @@ async function runBrowser(browser, base, collectorUrl, apiGet) {
     }
     await page.click('#range-24h');
     await until('24 hour columns', async () => (await page.locator('#sector-head th.col-t').count()) === 24, 10000);
+  });
+
+  await check('"show quiet sectors" shows every sector of the vocabulary', async () => {
+    await page.click('#toggle-quiet');
+    expectEq('visible rows', await page.locator('#sector-table tbody tr:not([hidden])').count(), 24);
+    await page.click('#toggle-quiet');
+    expectEq('visible rows', await page.locator('#sector-table tbody tr:not([hidden])').count(), OPERATORS.length);
+  });
+
+  await check('priorities: the planners\' ranking once it exists (written here as tmctl would)', async () => {
+    const cli = (...a) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(redisPort), ...a], { encoding: 'utf8', timeout: 5000 });
+    cli('HSET', 'tm:need:N-e2e-2', 'sector', 'energy', 'kind', 'backup', 'title', 'offline backups, Kyiv grid');
+    cli('HSET', 'tm:need:N-e2e-1', 'sector', 'drinking-water', 'kind', 'edr', 'title', 'EDR licences <for> "water" & co');
+    cli('ZADD', 'tm:priorities', '7.5', 'N-e2e-2', '12.5', 'N-e2e-1');
+    await page.reload();
+    await page.locator('#priorities li[data-need]').first().waitFor();
+    const shown = await page.$$eval('#priorities li[data-need]', (ls) => ls.map((l) => [l.getAttribute('data-need'), l.querySelector('.score').textContent, l.querySelector('.details').textContent]));
+    expectEq('needs, highest first', shown.map((x) => x[0]), ['N-e2e-1', 'N-e2e-2']);
+    expectEq('scores', shown.map((x) => x[1]), ['12.5', '7.5']);
+    if (!shown[0][2].includes('EDR licences <for> "water" & co')) fail(`need text not shown as text: ${shown[0][2]}`);
+    if (await page.isVisible('#priorities-empty')) fail('"no priorities yet" still shown');
+    await page.locator('body[data-loaded]').waitFor({ state: 'attached' });
   });
 
   await check('no script errors or CSP violations in the browser', async () => {
