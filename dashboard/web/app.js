@@ -144,7 +144,7 @@ function severityBand(sev) {
 class AuthNeeded extends Error {}
 
 function toLogin() {
-  if (!location.pathname.endsWith('/login.html')) location.replace('/login.html');
+  if (!location.pathname.endsWith('login.html')) location.replace('login.html');
 }
 
 async function api(path) {
@@ -334,7 +334,7 @@ function renderOverview(o) {
 }
 
 async function loadOverview() {
-  const o = await api(`/api/overview?range=${encodeURIComponent(state.range)}`);
+  const o = await api(`api/overview?range=${encodeURIComponent(state.range)}`);
   renderOverview(o);
 }
 
@@ -398,7 +398,7 @@ async function loadDrill() {
     $('drill').hidden = true;
     return;
   }
-  const d = await api(`/api/sector/${encodeURIComponent(state.sector)}?range=${encodeURIComponent(state.range)}`);
+  const d = await api(`api/sector/${encodeURIComponent(state.sector)}?range=${encodeURIComponent(state.range)}`);
   if (d.sector === state.sector) renderDrill(d);
 }
 
@@ -442,7 +442,7 @@ function feedQuery() {
 }
 
 async function loadFeed() {
-  const f = await api(`/api/feed?${feedQuery()}`);
+  const f = await api(`api/feed?${feedQuery()}`);
   const list = empty($('feed'));
   state.feedKeys.clear();
   for (const it of f.items || []) {
@@ -468,7 +468,7 @@ function addLiveFeedItem(it) {
 /* ---- agents, priorities -------------------------------------------------------------- */
 
 async function loadAgents() {
-  const a = await api('/api/agents');
+  const a = await api('api/agents');
   state.lastAgents = Date.now();
   const body = empty($('agents').tBodies[0]);
   const agents = a.agents || [];
@@ -496,7 +496,7 @@ async function loadAgents() {
 const PRIORITY_SKIP = new Set(['need', 'score']);
 
 async function loadPriorities() {
-  const p = await api('/api/priorities');
+  const p = await api('api/priorities');
   const list = empty($('priorities'));
   const items = p.items || [];
   for (const it of items) {
@@ -549,7 +549,7 @@ function setStatus(cls, text) {
 
 function connectStream() {
   if (state.stream) state.stream.close();
-  const es = new EventSource('/api/stream');
+  const es = new EventSource('api/stream');
   state.stream = es;
   es.addEventListener('open', () => {
     setStatus('status-live', 'live');
@@ -570,7 +570,7 @@ function connectStream() {
     if (es.readyState === EventSource.CLOSED) {
       /* refused (401, 503 over max_streams, ...): find out which, then try again */
       setStatus('status-off', 'offline, retrying');
-      api('/api/agents').then(() => setTimeout(connectStream, 5000), () => setTimeout(connectStream, 5000));
+      api('api/agents').then(() => setTimeout(connectStream, 5000), () => setTimeout(connectStream, 5000));
     } else {
       setStatus('status-off', 'reconnecting');
     }

@@ -22,15 +22,15 @@ form.addEventListener('submit', async (e) => {
   error.hidden = true;
   submit.disabled = true;
   try {
-    await fetch('/login', {
+    await fetch('login', {
       method: 'POST',
       credentials: 'same-origin',
       body: new URLSearchParams(new FormData(form)),
       redirect: 'manual',
     });
-    const check = await fetch('/api/agents', { credentials: 'same-origin', cache: 'no-store' });
+    const check = await fetch('api/agents', { credentials: 'same-origin', cache: 'no-store' });
     if (check.ok) {
-      location.replace('/');
+      location.replace('./');
     } else if (check.status === 401) {
       fail('this token was not accepted');
     } else {
