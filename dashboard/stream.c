@@ -7,9 +7,10 @@
  *
  * One reader serves every client: the last id sent is global, learnt from the newest
  * entry when Redis first answers, so a new client gets what comes after it connected.
- * At most FEED_BATCH entries go out per flush; a bigger jump (a Redis restart that
- * refilled the stream) skips to the newest entry instead of replaying history. A
- * reconnection of either Redis connection reads what was added meanwhile.
+ * New entries are read FEED_BATCH at a time until none is left; a jump of more than
+ * FEED_PAGES_MAX pages (a Redis restart that refilled the stream) skips to the newest
+ * entry instead of replaying history. A reconnection of either Redis connection reads
+ * what was added meanwhile.
  *
  * Clients are bounded by max_streams (503 past it, and while Redis is down); a client
  * whose connection holds more than SLOW_CLIENT_BYTES unsent is dropped rather than
@@ -28,6 +29,7 @@
 #include "tm/tm_time.h"
 
 #define FEED_BATCH 1000
+#define FEED_PAGES_MAX 10
 #define SLOW_CLIENT_BYTES (1024 * 1024)
 #define STREAM_IDLE_SECS (24 * 3600)
 
@@ -47,6 +49,7 @@ struct dash_stream {
     struct dash_query *q; /* the one feed read in progress, or NULL */
     bool newest;          /* it asks for the newest id, not for what is new */
     bool again;           /* another update came while it ran */
+    int pages;            /* full pages read in a row for one update */
     struct evbuffer *scratch;
     struct tm_gauge *g_clients;
     struct tm_counter *c_update, *c_feed, *c_dropped;
@@ -106,7 +109,7 @@ static void feed_cb(struct dash_query *q, void *arg)
 {
     struct dash_stream *s = arg;
     const redisReply *r = q->nreplies > 0 ? q->replies[0] : NULL;
-    bool skip = false;
+    bool skip = false, more = false;
 
     if (q->failed) {
         s->again = false; /* read again once Redis is back (dash_stream_redis_up) */
@@ -147,17 +150,25 @@ static void feed_cb(struct dash_query *q, void *arg)
             evbuffer_drain(s->scratch, evbuffer_get_length(s->scratch));
         }
         if (entries->type == REDIS_REPLY_ARRAY && entries->elements == FEED_BATCH) {
-            tm_log_info("stream: more than %d new feed entries at once; skipping to the newest",
-                        FEED_BATCH);
-            skip = true;
+            if (++s->pages < FEED_PAGES_MAX) {
+                more = true;
+            } else {
+                tm_log_info("stream: more than %d new feed entries at once; skipping to the "
+                            "newest",
+                            FEED_BATCH * FEED_PAGES_MAX);
+                skip = true;
+            }
         }
     }
+    if (!more)
+        s->pages = 0;
     dash_query_free(q);
     s->q = NULL;
     if (skip) {
         s->have_last = false;
+        s->pages = 0;
         read_feed(s);
-    } else if (s->again) {
+    } else if (more || s->again) {
         s->again = false;
         read_feed(s);
     }

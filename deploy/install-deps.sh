@@ -15,7 +15,7 @@ packages=(
   # (Node.js and npm come with the machine; .ci/run runs 'npm ci --prefix tests/e2e')
   chromium
   # benchmarks
-  rsyslog rsyslog-kafka bc linux-perf
+  rsyslog rsyslog-kafka bc linux-perf wrk
 )
 
 missing=()
