@@ -251,13 +251,19 @@ if [ -x "$build/tm-aggregator" ]; then
   started+=("  tm-aggregator  kafka -> redis 127.0.0.1:$redis_port")
 fi
 if [ -x "$build/tm-dashboard" ]; then
-  # Development: no token on loopback (tm-dashboard refuses auth = off elsewhere).
-  # Production lists read-only tokens (deploy/tm-dashboard.ini, docs/dashboard.md).
-  printf '[auth]\nauth = off\n' >"$run/dashboard.ini"
+  # A read-only token for the analyst 'dev', made once and kept in run/dashboard.tokens
+  # (mode 600) so a browser stays signed in across runs: sign in on the page with it, or
+  # send 'Authorization: Bearer TOKEN'. Production: deploy/tm-dashboard.ini.
+  if ! grep -q '^dev:' "$run/dashboard.tokens" 2>/dev/null; then
+    (umask 077 && printf 'dev:%s\n' "$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+      >"$run/dashboard.tokens") || die "cannot write '$run/dashboard.tokens'"
+  fi
+  dash_token=$(sed -n 's/^dev://p' "$run/dashboard.tokens" | head -n 1)
+  printf '[auth]\ntokens_file = %s\n' "$run/dashboard.tokens" >"$run/dashboard.ini"
   start tm-dashboard "$run/tm-dashboard.out" "$run/tm-dashboard.log" \
     "$build/tm-dashboard" -c "$run/dashboard.ini" --redis "127.0.0.1:$redis_port" \
     --http 127.0.0.1:8080 --admin 127.0.0.1:0 --web "$root/dashboard/web"
-  started+=("  tm-dashboard   http://127.0.0.1:8080/ (no login on loopback)")
+  started+=("  tm-dashboard   http://127.0.0.1:8080/  token: $dash_token (run/dashboard.tokens)")
 fi
 
 echo "run-dev: running on loopback; Ctrl-C stops everything"
