@@ -896,3 +896,30 @@ int tm_config_kv_append(char **list, int *count, int max, const char *key, const
     list[*count] = NULL;
     return 0;
 }
+
+int tm_config_read_secret(const char *path, char *out, size_t outlen, char *err)
+{
+    char line[4096];
+    FILE *fp;
+    size_t n;
+    int rc = -1;
+
+    out[0] = '\0';
+    fp = fopen(path, "r");
+    if (fp == NULL)
+        return tm_err(err, "cannot open '%s': %s", path, strerror(errno));
+    if (fgets(line, sizeof(line), fp) == NULL)
+        line[0] = '\0';
+    fclose(fp);
+    n = strcspn(line, "\r\n");
+    line[n] = '\0';
+    if (n == 0)
+        tm_err(err, "'%s': empty first line", path);
+    else if (n >= outlen || n == sizeof(line) - 1)
+        tm_err(err, "'%s': longer than %zu bytes", path,
+               (outlen < sizeof(line) ? outlen : sizeof(line)) - 1);
+    else
+        rc = tm_strlcpy(out, line, outlen);
+    explicit_bzero(line, sizeof(line));
+    return rc;
+}

@@ -5,7 +5,6 @@
  * Secrets (tokens, the Redis password) are kept in the struct only to be hashed or sent
  * to Redis; nothing here prints them.
  */
-#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,28 +100,10 @@ int dash_config_override(struct dash_config *cfg, const char *name, const char *
 
 int dash_config_read_password(struct dash_config *cfg, char *err)
 {
-    FILE *fp;
-    char line[sizeof(cfg->redis_password) + 2];
-    size_t n;
-
     if (cfg->redis_password_file[0] == '\0')
         return 0;
     if (cfg->redis_password[0] != '\0')
         return tm_err(err, "[redis] password and password_file are both set; keep one");
-    fp = fopen(cfg->redis_password_file, "r");
-    if (fp == NULL)
-        return tm_err(err, "cannot open '%s': %s", cfg->redis_password_file, strerror(errno));
-    if (fgets(line, sizeof(line), fp) == NULL)
-        line[0] = '\0';
-    fclose(fp);
-    n = strcspn(line, "\r\n");
-    if (line[n] == '\0' && n == sizeof(line) - 1)
-        return tm_err(err, "'%s': password longer than %zu bytes", cfg->redis_password_file,
-                      sizeof(cfg->redis_password) - 1);
-    line[n] = '\0';
-    if (n == 0)
-        return tm_err(err, "'%s': empty first line", cfg->redis_password_file);
-    tm_strlcpy(cfg->redis_password, line, sizeof(cfg->redis_password));
-    explicit_bzero(line, sizeof(line));
-    return 0;
+    return tm_config_read_secret(cfg->redis_password_file, cfg->redis_password,
+                                 sizeof(cfg->redis_password), err);
 }

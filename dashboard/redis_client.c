@@ -163,33 +163,40 @@ static void ready(struct conn *c)
     }
 }
 
-static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
+/*
+ * The connection a reply belongs to, when it is still the live one and the reply is
+ * not an error (an error ends the attempt, as in the handshake); else NULL.
+ */
+static struct conn *answered(redisAsyncContext *ac, redisReply *rep)
 {
     struct conn *c = ac->data;
-    redisReply *rep = reply;
+
+    if (c == NULL || c->ac != ac || rep == NULL)
+        return NULL;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        handshake_cb(ac, rep, NULL);
+        return NULL;
+    }
+    return c;
+}
+
+static void ping_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct conn *c = answered(ac, reply);
 
     (void)priv;
-    if (c == NULL || c->ac != ac || rep == NULL)
-        return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        handshake_cb(ac, reply, priv);
-        return;
-    }
-    ready(c);
+    if (c != NULL)
+        ready(c);
 }
 
 static void message_cb(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct conn *c = ac->data;
+    struct conn *c = answered(ac, reply);
     redisReply *rep = reply;
 
     (void)priv;
-    if (c == NULL || c->ac != ac || rep == NULL)
+    if (c == NULL)
         return;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        handshake_cb(ac, reply, priv);
-        return;
-    }
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 3 ||
         rep->element[0]->type != REDIS_REPLY_STRING)
         return;

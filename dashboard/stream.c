@@ -46,11 +46,12 @@ struct dash_stream {
     struct event *ping_ev;
     char last_id[48];
     bool have_last;
-    struct dash_query *q; /* the one feed read in progress, or NULL */
-    bool newest;          /* it asks for the newest id, not for what is new */
-    bool again;           /* another update came while it ran */
-    int pages;            /* full pages read in a row for one update */
-    struct evbuffer *scratch;
+    struct dash_query *q;     /* the one feed read in progress, or NULL */
+    bool newest;              /* it asks for the newest id, not for what is new */
+    bool again;               /* another update came while it ran */
+    int pages;                /* full pages read in a row for one update */
+    struct evbuffer *scratch; /* text being put together for every client */
+    struct evbuffer *out;     /* one client's copy, handed to evhttp */
     struct tm_gauge *g_clients;
     struct tm_counter *c_update, *c_feed, *c_dropped;
 };
@@ -81,12 +82,14 @@ static void client_gone_cb(struct evhttp_connection *evcon, void *arg)
     remove_client(c);
 }
 
-/* Sends len bytes of text to every client; drops the ones that do not keep up. */
-static void broadcast(struct dash_stream *s, const char *text, size_t len)
+/* Sends what scratch holds to every client and empties it; drops the slow clients. */
+static void broadcast(struct dash_stream *s)
 {
     struct sse_client *c, *next;
+    size_t len = evbuffer_get_length(s->scratch);
+    const unsigned char *text = evbuffer_pullup(s->scratch, -1);
 
-    for (c = s->clients; c != NULL; c = next) {
+    for (c = s->clients; c != NULL && text != NULL; c = next) {
         struct evhttp_connection *evcon = evhttp_request_get_connection(c->req);
         struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
 
@@ -97,10 +100,11 @@ static void broadcast(struct dash_stream *s, const char *text, size_t len)
             evhttp_connection_free(evcon); /* calls client_gone_cb */
             continue;
         }
-        evbuffer_add(s->scratch, text, len);
-        evhttp_send_reply_chunk(c->req, s->scratch);
-        evbuffer_drain(s->scratch, evbuffer_get_length(s->scratch));
+        evbuffer_add(s->out, text, len);
+        evhttp_send_reply_chunk(c->req, s->out);
+        evbuffer_drain(s->out, evbuffer_get_length(s->out));
     }
+    evbuffer_drain(s->scratch, len);
 }
 
 static void read_feed(struct dash_stream *s);
@@ -139,16 +143,8 @@ static void feed_cb(struct dash_query *q, void *arg)
             free(data);
             json_decref(item);
         }
-        if (evbuffer_get_length(s->scratch) > 0) {
-            size_t len = evbuffer_get_length(s->scratch);
-            char *text = malloc(len);
-            if (text != NULL) {
-                evbuffer_remove(s->scratch, text, len);
-                broadcast(s, text, len);
-                free(text);
-            }
-            evbuffer_drain(s->scratch, evbuffer_get_length(s->scratch));
-        }
+        if (evbuffer_get_length(s->scratch) > 0)
+            broadcast(s);
         if (entries->type == REDIS_REPLY_ARRAY && entries->elements == FEED_BATCH) {
             if (++s->pages < FEED_PAGES_MAX) {
                 more = true;
@@ -205,16 +201,7 @@ void dash_stream_update(struct dash_stream *s, const char *payload, size_t len)
             evbuffer_add(s->scratch, payload[i] == '\n' || payload[i] == '\r' ? " " : &payload[i],
                          1);
         evbuffer_add(s->scratch, "\n\n", 2);
-        {
-            size_t n = evbuffer_get_length(s->scratch);
-            char *text = malloc(n);
-            if (text != NULL) {
-                evbuffer_remove(s->scratch, text, n);
-                broadcast(s, text, n);
-                free(text);
-            }
-            evbuffer_drain(s->scratch, evbuffer_get_length(s->scratch));
-        }
+        broadcast(s);
         tm_counter_inc(s->c_update);
     }
     read_feed(s);
@@ -231,8 +218,10 @@ static void ping_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (s->clients != NULL)
-        broadcast(s, ": ping\n\n", 8);
+    if (s->clients != NULL) {
+        evbuffer_add(s->scratch, ": ping\n\n", 8);
+        broadcast(s);
+    }
 }
 
 void dash_stream_open(struct dash_stream *s, struct evhttp_request *req, int64_t start_ms)
@@ -276,9 +265,9 @@ void dash_stream_open(struct dash_stream *s, struct evhttp_request *req, int64_t
     evhttp_connection_set_timeout(evcon, STREAM_IDLE_SECS);
     dash_count(d, EP_STREAM, 200, start_ms);
     evhttp_send_reply_start(req, 200, "OK");
-    evbuffer_add_printf(s->scratch, "retry: 2000\n: connected\n\n");
-    evhttp_send_reply_chunk(req, s->scratch);
-    evbuffer_drain(s->scratch, evbuffer_get_length(s->scratch));
+    evbuffer_add_printf(s->out, "retry: 2000\n: connected\n\n");
+    evhttp_send_reply_chunk(req, s->out);
+    evbuffer_drain(s->out, evbuffer_get_length(s->out));
     if (!s->have_last)
         read_feed(s);
 }
@@ -299,8 +288,10 @@ struct dash_stream *dash_stream_create(struct dash *d)
     tv.tv_sec = d->cfg.ping_interval_ms / 1000;
     tv.tv_usec = (d->cfg.ping_interval_ms % 1000) * 1000;
     s->scratch = evbuffer_new();
+    s->out = evbuffer_new();
     s->ping_ev = event_new(d->base, -1, EV_PERSIST, ping_cb, s);
-    if (s->scratch == NULL || s->ping_ev == NULL || event_add(s->ping_ev, &tv) != 0) {
+    if (s->scratch == NULL || s->out == NULL || s->ping_ev == NULL ||
+        event_add(s->ping_ev, &tv) != 0) {
         dash_stream_destroy(s);
         return NULL;
     }
@@ -333,5 +324,7 @@ void dash_stream_destroy(struct dash_stream *s)
         event_free(s->ping_ev);
     if (s->scratch != NULL)
         evbuffer_free(s->scratch);
+    if (s->out != NULL)
+        evbuffer_free(s->out);
     free(s);
 }

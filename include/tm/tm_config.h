@@ -113,6 +113,14 @@ int tm_config_kv_append(char **list, int *count, int max, const char *key, const
                         char *err);
 
 /*
+ * Reads a secret (a password) from the first line of the file at path into out (outlen
+ * bytes), without its line end, for options such as [redis] password_file. The secret
+ * never appears in err. Returns 0, or -1 with "cannot open 'FILE': reason", "'FILE':
+ * empty first line" or "'FILE': longer than N bytes" in err (out then holds "").
+ */
+int tm_config_read_secret(const char *path, char *out, size_t outlen, char *err);
+
+/*
  * Typed parsers shared with command-line handling, with the syntax listed above (size
  * suffixes ignore case, duration units do not). Each returns 0, or -1 for bad input:
  * empty, a sign, trailing bytes or a value that overflows.

@@ -594,24 +594,23 @@ static int group_setup(void **state)
              F->web, F->web, F->web);
     if (tm_sh(path, 5000) != 0)
         return -1;
-    snprintf(path, sizeof(path), "%s/index.html", F->web);
-    write_file(path, "<!DOCTYPE html><title>t</title>index\n");
-    snprintf(path, sizeof(path), "%s/app.js", F->web);
-    write_file(path, "console.log('app');\n");
-    snprintf(path, sizeof(path), "%s/style.css", F->web);
-    write_file(path, "body{}\n");
-    snprintf(path, sizeof(path), "%s/logo.svg", F->web);
-    write_file(path, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n");
-    snprintf(path, sizeof(path), "%s/img.png", F->web);
-    write_file(path, "\x89PNG\r\n");
-    snprintf(path, sizeof(path), "%s/favicon.ico", F->web);
-    write_file(path, "ico");
-    snprintf(path, sizeof(path), "%s/sub/deep.js", F->web);
-    write_file(path, "deep();\n");
-    snprintf(path, sizeof(path), "%s/notes.txt", F->web);
-    write_file(path, "not served\n");
-    snprintf(path, sizeof(path), "%s/.git/config.js", F->web);
-    write_file(path, "hidden\n");
+    {
+        static const char *const files[][2] = {
+            {"index.html", "<!DOCTYPE html><title>t</title>index\n"},
+            {"app.js", "console.log('app');\n"},
+            {"style.css", "body{}\n"},
+            {"logo.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>\n"},
+            {"img.png", "\x89PNG\r\n"},
+            {"favicon.ico", "ico"},
+            {"sub/deep.js", "deep();\n"},
+            {"notes.txt", "not served\n"},
+            {".git/config.js", "hidden\n"},
+        };
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            snprintf(path, sizeof(path), "%s/%s", F->web, files[i][0]);
+            write_file(path, files[i][1]);
+        }
+    }
 
     /* the collector, for the live feed: one operator with an HTTP token */
     sha256_hex(INGEST_TOKEN, hash);

@@ -788,6 +788,39 @@ static void test_config_kv_append_bounded(void **state)
     free(list[1]);
 }
 
+/* A secret file: its first line without the line end; errors never quote the secret. */
+static void test_config_read_secret(void **state)
+{
+    char path[] = "/tmp/tm-config-secret-XXXXXX";
+    char out[16], err[TM_ERR_LEN];
+    int fd = mkstemp(path);
+    FILE *fp;
+
+    (void)state;
+    assert_true(fd >= 0);
+    fp = fdopen(fd, "w");
+    assert_non_null(fp);
+    fputs("s3cret-pass\r\nsecond line\n", fp);
+    fclose(fp);
+    assert_int_equal(tm_config_read_secret(path, out, sizeof(out), err), 0);
+    assert_string_equal(out, "s3cret-pass");
+    /* longer than the buffer */
+    assert_int_equal(tm_config_read_secret(path, out, 8, err), -1);
+    assert_string_equal(out, "");
+    assert_non_null(strstr(err, "longer than 7 bytes"));
+    assert_null(strstr(err, "s3cret"));
+    /* empty first line */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("\nlater\n", fp);
+    fclose(fp);
+    assert_int_equal(tm_config_read_secret(path, out, sizeof(out), err), -1);
+    assert_non_null(strstr(err, "empty first line"));
+    unlink(path);
+    assert_int_equal(tm_config_read_secret(path, out, sizeof(out), err), -1);
+    assert_non_null(strstr(err, "cannot open"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -818,6 +851,7 @@ int main(void)
         cmocka_unit_test(test_config_bad_default),
         cmocka_unit_test(test_config_apply_reason_only),
         cmocka_unit_test(test_config_kv_append_bounded),
+        cmocka_unit_test(test_config_read_secret),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
