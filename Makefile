@@ -73,8 +73,9 @@ INTEG_HELPERS := $(filter-out tests/integration/test_%,$(wildcard tests/integrat
 INTEG_HELPER_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(INTEG_HELPERS))
 # A unit test of a program-local module links that module: tests/unit/test_spool.c gets
 # agent/spool.c (and agent/ on its include path); tests/unit/test_window.c gets
-# aggregator/window.c. Module names must therefore be unique across agent/ and aggregator/.
-MODULE_SRCS := $(wildcard agent/*.c aggregator/*.c)
+# aggregator/window.c; tests/unit/test_match.c gets tools/tmctl/match.c. Module names must
+# therefore be unique across agent/, aggregator/ and tools/tmctl/.
+MODULE_SRCS := $(wildcard agent/*.c aggregator/*.c tools/tmctl/*.c)
 define unit_module
 $$(BUILD)/tests/unit/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(filter %/$(1).c,$$(MODULE_SRCS)))
 $$(OBJ)/tests/unit/test_$(1).o: CPPFLAGS += $$(patsubst %/,-I%,$$(dir $$(filter %/$(1).c,$$(MODULE_SRCS))))

@@ -111,6 +111,21 @@ const char *const tm_tactics[] = {
 };
 const size_t tm_tactics_count = TM_ARRAY_LEN(tm_tactics);
 
+/* What planners register as a need and donors offer (tmctl, docs/planners.md). */
+const char *const tm_need_categories[] = {
+    "edr",
+    "backup",
+    "anti-ddos",
+    "training",
+    "connectivity",
+    "assessment",
+    "incident-response",
+    "mfa",
+    "email-security",
+    "other",
+};
+const size_t tm_need_categories_count = TM_ARRAY_LEN(tm_need_categories);
+
 static int name_index(const char *const *names, size_t n, const char *id)
 {
     for (size_t i = 0; id != NULL && i < n; i++)
@@ -143,6 +158,11 @@ int tm_source_kind_index(const char *kind)
 int tm_tactic_index(const char *shortname)
 {
     return name_index(tm_tactics, tm_tactics_count, shortname);
+}
+
+int tm_need_category_index(const char *id)
+{
+    return name_index(tm_need_categories, tm_need_categories_count, id);
 }
 
 const struct tm_sector *tm_sector_find(const char *id)

@@ -2,7 +2,8 @@
  * tm_tables.h - the fixed vocabularies of schema v1 as tables with lookups: sectors
  * (with their NIS2 annex and STIX 2.1 industry-sector mapping and a criticality weight),
  * Ukrainian regions (ISO 3166-2:UA), incident categories (with RSIT classes), source
- * kinds, severity bands and MITRE ATT&CK tactics. Lookups are exact and case-sensitive:
+ * kinds, severity bands, MITRE ATT&CK tactics and the categories of assistance needs that
+ * planners register (docs/planners.md). Lookups are exact and case-sensitive:
  * ids on the wire are lowercase.
  */
 #ifndef TM_TABLES_H
@@ -48,6 +49,9 @@ extern const char *const tm_source_kinds[];
 extern const size_t tm_source_kinds_count;
 extern const char *const tm_tactics[];
 extern const size_t tm_tactics_count;
+/* Assistance need categories: edr, backup, anti-ddos, ..., other (docs/planners.md). */
+extern const char *const tm_need_categories[];
+extern const size_t tm_need_categories_count;
 
 /* Each lookup returns the entry, or NULL when the id is unknown. */
 const struct tm_sector *tm_sector_find(const char *id);
@@ -59,6 +63,7 @@ int tm_sector_index(const char *id);
 int tm_category_index(const char *id);
 int tm_source_kind_index(const char *kind);
 int tm_tactic_index(const char *shortname);
+int tm_need_category_index(const char *id);
 
 /* Band of a severity 1..10; values outside are clamped. */
 enum tm_severity_band tm_severity_band(int severity);

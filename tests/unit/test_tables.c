@@ -92,6 +92,19 @@ static void test_tables_kinds_and_tactics(void **state)
     assert_int_equal(tm_tactic_index("TA0006"), -1);
 }
 
+static void test_tables_need_categories(void **state)
+{
+    (void)state;
+    assert_int_equal(tm_need_categories_count, 10);
+    assert_int_equal(tm_need_category_index("edr"), 0);
+    assert_true(tm_need_category_index("incident-response") >= 0);
+    assert_true(tm_need_category_index("email-security") >= 0);
+    assert_int_equal(tm_need_category_index("other"), (int)tm_need_categories_count - 1);
+    assert_int_equal(tm_need_category_index("EDR"), -1);
+    assert_int_equal(tm_need_category_index("ddos"), -1);
+    assert_int_equal(tm_need_category_index(NULL), -1);
+}
+
 static void test_tables_severity_bands(void **state)
 {
     static const enum tm_severity_band want[] = {
@@ -126,6 +139,7 @@ int main(void)
         cmocka_unit_test(test_tables_regions),
         cmocka_unit_test(test_tables_categories),
         cmocka_unit_test(test_tables_kinds_and_tactics),
+        cmocka_unit_test(test_tables_need_categories),
         cmocka_unit_test(test_tables_severity_bands),
         cmocka_unit_test(test_tables_technique_ids),
     };
