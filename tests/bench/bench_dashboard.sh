@@ -136,9 +136,10 @@ printf '%-44s %14.4f\n' "  ratio to redis GET" "$(echo "${cached:-0} / ${rb:-1}"
 printf '%-44s %14.0f\n' "/api/overview req/s (cache off)" "${uncached:-0}"
 printf '%-44s %14.4f\n' "  ratio to redis GET" "$(echo "${uncached:-0} / ${rb:-1}" | bc -l)"
 printf '%-44s %14s\n' "  mean latency (cache off)" "${latency_u:-?}"
-printf '%-44s %14s\n' "  redis commands per request (cache off)" \
-  "$(curl -s "http://$(sed -n 's/^listening admin //p' "$tmp/dash-nocache.out")/metrics" |
-    awk '/^tm_dashboard_redis_commands_total/ {c = $2} /^tm_dashboard_requests_total.*overview.*"200"/ {r = $2} END {if (r) printf "%.1f", c / r}')"
+per_req=$(curl -s "http://$(sed -n 's/^listening admin //p' "$tmp/dash-nocache.out")/metrics" |
+  awk '/^tm_dashboard_redis_commands_total/ {c = $2} /^tm_dashboard_requests_total.*overview.*"200"/ {r = $2} END {if (r) printf "%.1f", c / r}')
+printf '%-44s %14s\n' "  redis commands per request (cache off)" "${per_req:-?}"
+printf '%-44s %14.2f\n' "  redis commands/s vs redis GET/s" "$(echo "${uncached:-0} * ${per_req:-0} / ${rb:-1}" | bc -l)"
 printf '%-44s %14s\n' "  non-2xx answers (cached / not)" "${errors_c:-0} / ${errors_u:-0}"
 printf '%-44s %14s\n' "SSE latency p50 ms (collector -> stream)" "$(sed -n 's/.*p50 \([0-9.]*\).*/\1/p' "$tmp/lat.txt")"
 printf '%-44s %14s\n' "SSE latency p99 ms" "$(sed -n 's/.*p99 \([0-9.]*\).*/\1/p' "$tmp/lat.txt")"
