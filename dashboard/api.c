@@ -46,6 +46,7 @@
 #define AGENTS_MAX 5000
 #define PRIORITIES_MAX 100
 #define TOP_SOURCES 10
+#define VOCAB_MAX 64 /* sectors and regions the overview holds on the stack */
 
 enum range { RANGE_24H, RANGE_7D, RANGE_30D };
 static const char *const range_names[] = {"24h", "7d", "30d"};
@@ -67,7 +68,7 @@ struct dash_api {
     uint64_t generation;
     struct cache_entry cache[CACHE_SLOTS];
     size_t cache_next;
-    char sec_fields[64][48]; /* "sec:{sector}" per tm_sectors[] */
+    char sec_fields[VOCAB_MAX][48]; /* "sec:{sector}" per tm_sectors[] */
 };
 
 struct api_req {
@@ -368,8 +369,8 @@ static void overview_done(struct api_req *ar)
     const redisReply *risk = r[k++];
     const redisReply *const *cols = (const redisReply *const *)&r[k];
     const redisReply *nday, *nsrc, *nroll, *ntrend;
-    struct sector_row rows[64];
-    struct region_row regions[64];
+    struct sector_row rows[VOCAB_MAX];
+    struct region_row regions[VOCAB_MAX];
     size_t nregions = 0;
     json_t *labels = json_array(), *series = int_array(), *sectors = json_array();
     json_t *jregions = json_array(), *national, *o;
@@ -1081,10 +1082,16 @@ struct dash_api *dash_api_create(struct dash *d)
 
     if (a == NULL)
         return NULL;
+    if (tm_sectors_count > VOCAB_MAX || tm_regions_count > VOCAB_MAX) {
+        tm_log_error("api: %zu sectors and %zu regions; raise VOCAB_MAX (%d) in api.c",
+                     tm_sectors_count, tm_regions_count, VOCAB_MAX);
+        free(a);
+        return NULL;
+    }
     a->d = d;
     a->g_inflight = tm_metrics_gauge(d->metrics, "tm_dashboard_inflight_requests",
                                      "API requests waiting for Redis.", NULL);
-    for (size_t s = 0; s < tm_sectors_count && s < TM_ARRAY_LEN(a->sec_fields); s++)
+    for (size_t s = 0; s < tm_sectors_count; s++)
         snprintf(a->sec_fields[s], sizeof(a->sec_fields[s]), "sec:%s", tm_sectors[s].id);
     return a;
 }
