@@ -1511,36 +1511,33 @@ static void test_dashboard_redis_outage(void **state)
     free(body);
 }
 
+/* Writes the tokens file and sends SIGHUP. */
+static void reload_tokens(const char *text)
+{
+    write_file(F->tokens_file, text);
+    assert_int_equal(kill(F->dash, SIGHUP), 0);
+    usleep(500000);
+}
+
+static void expect_status(const char *path, const char *headers, int want)
+{
+    struct resp r;
+
+    assert_int_equal(http_req(F->http, "GET", path, headers, NULL, &r), 0);
+    assert_int_equal(r.status, want);
+    resp_free(&r);
+}
+
 static void test_dashboard_sighup_tokens(void **state)
 {
     (void)state;
-    write_file(F->tokens_file, "analyst2:" TOKEN2 "\n");
-    assert_int_equal(kill(F->dash, SIGHUP), 0);
-    usleep(500000);
+    reload_tokens("analyst2:" TOKEN2 "\n");
     expect_error("GET", "/api/agents", AUTH, 401, NULL);
-    {
-        struct resp r;
-        assert_int_equal(http_req(F->http, "GET", "/api/agents",
-                                  "Authorization: Bearer " TOKEN2 "\r\n", NULL, &r),
-                         0);
-        assert_int_equal(r.status, 200);
-        resp_free(&r);
-    }
+    expect_status("/api/agents", "Authorization: Bearer " TOKEN2 "\r\n", 200);
     /* a broken file keeps the tokens in force */
-    write_file(F->tokens_file, "no colon here\n");
-    assert_int_equal(kill(F->dash, SIGHUP), 0);
-    usleep(500000);
-    {
-        struct resp r;
-        assert_int_equal(http_req(F->http, "GET", "/api/agents",
-                                  "Authorization: Bearer " TOKEN2 "\r\n", NULL, &r),
-                         0);
-        assert_int_equal(r.status, 200);
-        resp_free(&r);
-    }
-    write_file(F->tokens_file, "analyst:" TOKEN "\n");
-    assert_int_equal(kill(F->dash, SIGHUP), 0);
-    usleep(500000);
+    reload_tokens("no colon here\n");
+    expect_status("/api/agents", "Authorization: Bearer " TOKEN2 "\r\n", 200);
+    reload_tokens("analyst:" TOKEN "\n");
 }
 
 static void test_dashboard_tls(void **state)
