@@ -104,6 +104,16 @@ static void tm_id(char *out, size_t len, const char *type, const char *fmt, ...)
     snprintf(out, len, "%s--%s", type, uuid);
 }
 
+/* "YYYY-MM-DD" of a day number (stix.c stands alone: its unit test links only it). */
+static void day_str(int64_t day, char out[11])
+{
+    char t[TM_TIME_LEN];
+
+    if (tm_time_format(day * DAY_MS, t, sizeof(t)) != 0)
+        t[0] = '\0';
+    snprintf(out, 11, "%s", t);
+}
+
 static json_t *ts(int64_t ms)
 {
     char t[TM_TIME_LEN];
@@ -271,7 +281,7 @@ static void source(json_t *objects, json_t *refs, const struct ctl_export_source
         to = x->now_ms;
     if (to < from)
         to = from;
-    ctl_day_format(s->first_day, first);
+    day_str(s->first_day, first);
     for (size_t i = 0; i < tm_sectors_count; i++)
         nsec += s->by_sector[i] > 0;
     snprintf(pattern, sizeof(pattern), "[%s:value = '%s']",
@@ -362,8 +372,8 @@ json_t *ctl_stix_bundle(const struct ctl_export *x)
         source(objects, refs, &x->sources[i], x, producer);
 
     /* The report: what this export is, with the sector totals in words. */
-    ctl_day_format(x->since_ms / DAY_MS, a);
-    ctl_day_format(x->until_ms / DAY_MS, b);
+    day_str(x->since_ms / DAY_MS, a);
+    day_str(x->until_ms / DAY_MS, b);
     dl = (size_t)snprintf(desc, sizeof(desc),
                           "tm-telemetry export, %s to %s (UTC). Events by sector:", a, b);
     for (size_t i = 0; i < x->nsectors && dl < sizeof(desc); i++) {
