@@ -12,6 +12,7 @@
  * fold them. They are flushed at once instead of waiting for the flush timer.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -50,6 +51,11 @@ struct agent {
     struct tm_counter *windows, *reconnects, *connect_errors, *ack_timeouts, *heartbeats;
     struct ship_stats ship_last;
     int exit_code;
+    /* The line agent_line() is working on, when it has an origin: ids derive from it. */
+    const struct line_origin *line_origin;
+    const char *line;
+    size_t line_len;
+    unsigned line_events; /* events of that line so far */
 };
 
 struct event_base *agent_base(struct agent *a)
@@ -69,6 +75,31 @@ static void remember_error(struct agent *a, const char *msg)
 
 /* ---- spooling ---------------------------------------------------------------------- */
 
+/*
+ * The id of the k-th event of the current line: a ULID with the event's time whose 80
+ * bits are the start of SHA-256(agent id, device, inode, offset, k, line). Different lines
+ * collide only with the chance of 80 random bits.
+ */
+static void derive_id(struct agent *a, const struct tm_event *ev, char *out)
+{
+    const struct line_origin *o = a->line_origin;
+    uint64_t head[4] = {o->dev, o->ino, o->off, a->line_events++};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(ctx, a->cfg->id, strlen(a->cfg->id) + 1) != 1 ||
+        EVP_DigestUpdate(ctx, head, sizeof(head)) != 1 ||
+        EVP_DigestUpdate(ctx, a->line, a->line_len) != 1 ||
+        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 10) {
+        tm_id_new(out); /* no digest: a random id is still unique, only not stable */
+    } else {
+        tm_id_from(ev->ts > 0 ? ev->ts : tm_time_now_ms(), md, out);
+    }
+    EVP_MD_CTX_free(ctx);
+}
+
 /* Identity, id and seq, then the spool. The event is final after this. */
 static int spool_event(struct agent *a, struct tm_event *ev, char *err)
 {
@@ -77,7 +108,9 @@ static int spool_event(struct agent *a, struct tm_event *ev, char *err)
     int n;
 
     tm_strlcpy(ev->agent, a->cfg->id, sizeof(ev->agent));
-    if (ev->id[0] == '\0')
+    if (ev->id[0] == '\0' && a->line_origin != NULL)
+        derive_id(a, ev, ev->id);
+    else if (ev->id[0] == '\0')
         tm_id_new(ev->id);
     if (ev->source.host[0] == '\0' && ev->source.kind[0] != '\0')
         tm_strlcpy(ev->source.host, a->host, sizeof(ev->source.host));
@@ -138,8 +171,9 @@ static void emit_cb(void *arg, struct tm_event *ev)
         tm_log_error("input '%s': %s", in->cfg->name, err);
 }
 
-void agent_line(struct input *in, const char *line, size_t len)
+void agent_line(struct input *in, const char *line, size_t len, const struct line_origin *origin)
 {
+    struct agent *a = in->agent;
     struct tm_parse_ctx ctx = {.now_ms = tm_time_now_ms()};
     struct tm_event ev;
     char err[TM_ERR_LEN];
@@ -148,7 +182,13 @@ void agent_line(struct input *in, const char *line, size_t len)
     switch (in->parser->parse(&ctx, line, len, &ev, err)) {
     case TM_PARSE_EVENT:
         tm_counter_inc(in->events);
+        /* What the detectors emit while they take this line comes from it. */
+        a->line_origin = origin;
+        a->line = line;
+        a->line_len = len;
+        a->line_events = 0;
         detect_feed(in->detect, &ev, ctx.now_ms);
+        a->line_origin = NULL;
         break;
     case TM_PARSE_SKIP:
         tm_counter_inc(in->skipped);

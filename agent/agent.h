@@ -146,7 +146,17 @@ struct event_base *agent_base(struct agent *a);
 void agent_state_path(const struct agent *a, const char *name, char *out, size_t outlen);
 
 /* One line from an input: parse, detect, spool. Never fails: problems are counted. */
-void agent_line(struct input *in, const char *line, size_t len);
+/*
+ * Where a line was read, for inputs that can read the same line again after a crash
+ * (files): the events parsed from it get ids derived from the agent id, this position and
+ * the line's bytes, so a re-read line yields the same ids and downstream dedup drops the
+ * copies. Lines from sockets and stdin pass NULL and get fresh random ids.
+ */
+struct line_origin {
+    uint64_t dev, ino, off;
+};
+
+void agent_line(struct input *in, const char *line, size_t len, const struct line_origin *origin);
 
 /* Events were appended: flush, checkpoint and kick the shipper in this loop iteration. */
 void agent_dirty(struct agent *a);

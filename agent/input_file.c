@@ -17,10 +17,13 @@ struct file_state {
     uint64_t truncated_seen;
 };
 
-static void line_cb(void *arg, const char *path, const char *line, size_t len)
+static void line_cb(void *arg, const char *path, const char *line, size_t len,
+                    const struct tail_pos *pos)
 {
+    struct line_origin origin = {pos->dev, pos->ino, pos->off};
+
     (void)path;
-    agent_line(arg, line, len);
+    agent_line(arg, line, len, &origin);
 }
 
 static int file_start(struct input *in, char *err)

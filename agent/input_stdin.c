@@ -44,7 +44,7 @@ static void deliver(struct input *in, struct stdin_state *st, bool at_eof)
             }
             if (n > 0 && st->buf[start + n - 1] == '\r')
                 n--;
-            agent_line(in, st->buf + start, n);
+            agent_line(in, st->buf + start, n, NULL);
         }
         st->skipping = nl == NULL && !at_eof; /* cut: skip to the next newline */
         start = nl != NULL ? end + 1 : st->len;

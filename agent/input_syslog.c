@@ -70,7 +70,7 @@ static void udp_cb(evutil_socket_t fd, short what, void *arg)
             n = (ssize_t)st->in->cfg->max_line;
         }
         if (n > 0)
-            agent_line(st->in, st->buf, (size_t)n);
+            agent_line(st->in, st->buf, (size_t)n, NULL);
     }
     agent_dirty(st->in->agent);
 }
@@ -127,7 +127,7 @@ static int take_frames(struct tcp_conn *c)
                 size_t n = len;
                 while (n > 0 && msg[n - 1] == '\n')
                     n--;
-                agent_line(in, msg, n);
+                agent_line(in, msg, n, NULL);
             }
             evbuffer_drain(buf, len);
             continue;
@@ -146,7 +146,7 @@ static int take_frames(struct tcp_conn *c)
                 if (take > 0 && msg[take - 1] == '\r')
                     take--;
                 if (take > 0)
-                    agent_line(in, msg, take);
+                    agent_line(in, msg, take, NULL);
             }
             c->skipping = p.pos < 0;
             evbuffer_drain(buf, p.pos >= 0 ? n + 1 : n);
@@ -179,7 +179,7 @@ static void tcp_event_cb(struct bufferevent *bev, short what, void *arg)
             unsigned char first;
             evbuffer_copyout(buf, &first, 1);
             if (first < '0' || first > '9')
-                agent_line(c->st->in, (char *)evbuffer_pullup(buf, -1), n);
+                agent_line(c->st->in, (char *)evbuffer_pullup(buf, -1), n, NULL);
             agent_dirty(c->st->in->agent);
         }
         conn_close(c);

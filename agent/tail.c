@@ -196,11 +196,14 @@ static void schedule_work(struct tail *t)
         evtimer_add(t->work_ev, &zero);
 }
 
-static void emit(struct tail *t, struct tfile *f, char *line, size_t len)
+/* Delivers the line that starts at offset off of f. */
+static void emit(struct tail *t, struct tfile *f, uint64_t off, char *line, size_t len)
 {
+    struct tail_pos pos = {f->dev, f->ino, off};
+
     line[len] = '\0';
     t->stats.lines++;
-    t->line_cb(t->arg, f->path, line, len);
+    t->line_cb(t->arg, f->path, line, len, &pos);
 }
 
 /* Moves f past the next `used` bytes of buf; they have been delivered or discarded. */
@@ -226,6 +229,8 @@ static size_t consume(struct tail *t, struct tfile *f, char *buf, size_t n)
         char *line = buf + p;
         size_t len;
 
+        uint64_t start = f->off; /* buf[p] is at f->off */
+
         if (nl != NULL) {
             size_t end = (size_t)(nl - buf);
             bool skipped = f->skip;
@@ -242,7 +247,7 @@ static size_t consume(struct tail *t, struct tfile *f, char *buf, size_t n)
                 len = t->max_line;
                 t->stats.truncated_lines++;
             }
-            emit(t, f, line, len);
+            emit(t, f, start, line, len);
         } else if (f->skip) {
             advance(t, f, n - p);
             p = n;
@@ -252,7 +257,7 @@ static size_t consume(struct tail *t, struct tfile *f, char *buf, size_t n)
             f->skip = true;
             advance(t, f, n - p);
             p = n;
-            emit(t, f, line, t->max_line);
+            emit(t, f, start, line, t->max_line);
         } else {
             break;
         }
@@ -318,8 +323,9 @@ static void flush_partial(struct tail *t, struct tfile *f)
         len = t->max_line;
         t->stats.truncated_lines++;
     }
+    uint64_t start = f->off;
     advance(t, f, (size_t)n);
-    emit(t, f, t->buf, len);
+    emit(t, f, start, t->buf, len);
 }
 
 static void watch_dir_of(struct tail *t, const char *path, bool only_literal)

@@ -78,13 +78,21 @@ struct tail_stats {
     uint64_t read_errors;
 };
 
+/* Where a line starts: the same line read again (after a restart) has the same position. */
+struct tail_pos {
+    uint64_t dev, ino; /* the file's device and inode */
+    uint64_t off;      /* the byte offset of the line's first byte */
+};
+
 /*
  * Called for each line. path is the name tail knows the file by (it opened it under that
  * name, or found it renamed to another matching name). line is NUL-terminated for
- * convenience, len excludes the NUL (the line itself may hold NUL bytes); both are valid
- * only during the call. The callback may call tail_checkpoint, not tail_destroy.
+ * convenience, len excludes the NUL (the line itself may hold NUL bytes); line, path and
+ * pos are valid only during the call. The callback may call tail_checkpoint, not
+ * tail_destroy.
  */
-typedef void (*tail_line_cb)(void *arg, const char *path, const char *line, size_t len);
+typedef void (*tail_line_cb)(void *arg, const char *path, const char *line, size_t len,
+                             const struct tail_pos *pos);
 
 struct tail;
 

@@ -72,6 +72,11 @@ void tm_id_new_at(int64_t ms, char *out)
     encode(last_ms, last_rand, out);
 }
 
+void tm_id_from(int64_t ms, const uint8_t bits[10], char *out)
+{
+    encode(ms, bits, out);
+}
+
 void tm_id_new(char *out)
 {
     tm_id_new_at(tm_time_now_ms(), out);

@@ -18,6 +18,12 @@ void tm_id_new(char *out);
 /* Same, for a given time in ms (tests and replays). */
 void tm_id_new_at(int64_t ms, char *out);
 
+/*
+ * A ULID with time ms whose 80-bit part is the first 10 bytes of bits: the same inputs
+ * give the same id (ids derived from where an event was read, so a re-read is recognised).
+ */
+void tm_id_from(int64_t ms, const uint8_t bits[10], char *out);
+
 /* Returns the millisecond time encoded in a ULID, or -1 if s is not one. */
 int64_t tm_id_time(const char *s);
 

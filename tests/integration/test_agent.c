@@ -446,6 +446,73 @@ static void test_agent_tls_client_certificate(void **state)
     assert_int_equal(tm_collector_stop(&c), 0);
 }
 
+/*
+ * Lines read again (here: the registry is lost) give the same event ids, so downstream
+ * dedup drops the copies; two identical lines at different offsets stay two events.
+ */
+static void test_agent_reread_lines_keep_their_ids(void **state)
+{
+    enum { N = 40 };
+    struct tm_collector_proc c;
+    struct agent_proc a;
+    char conf[300], input[300], extra[1024], cmd[700];
+    struct tm_kmsgs msgs;
+    char *ids[2 * N + 2];
+    size_t n = 0, distinct = 0;
+    FILE *f;
+    (void)state;
+
+    assert_int_equal(tm_collector_start(&c, kafka.bootstrap, collector_conf), 0);
+    snprintf(input, sizeof(input), "%s/reread.ndjson", tmpdir);
+    f = fopen(input, "w");
+    assert_non_null(f);
+    for (int i = 0; i < N; i++) {
+        int k = i < N - 1 ? i : N - 2; /* the last line repeats the one before */
+        fprintf(f,
+                "{\"ts\":\"2026-11-23T09:00:%02d.000Z\",\"category\":\"scan\",\"severity\":4,"
+                "\"summary\":\"reread %d\"}\n",
+                k % 30, k);
+    }
+    fclose(f);
+    snprintf(extra, sizeof(extra), "[input.rr]\ntype = file\nformat = json\npaths = %s\n%s", input,
+             passthrough);
+    agent_conf(conf, sizeof(conf), "reread-agent", c.lumberjack, extra);
+    for (int run = 0; run < 2; run++) {
+        agent_start(&a, conf, NULL);
+        wait_for("tm.events.v1", "\"agent\":\"reread-agent\"", (size_t)N * (size_t)(run + 1),
+                 20000);
+        agent_stop(&a);
+        /* The read positions are lost: the next run reads the file from the start. */
+        snprintf(cmd, sizeof(cmd), "rm -f '%s'/reread-agent.state/registry.*", tmpdir);
+        assert_int_equal(tm_sh(cmd, 10000), 0);
+    }
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++) {
+        json_error_t je;
+        json_t *e;
+        if (strstr(msgs.v[i].payload, "\"agent\":\"reread-agent\"") == NULL)
+            continue;
+        e = json_loads(msgs.v[i].payload, 0, &je);
+        assert_non_null(e);
+        assert_true(n < 2 * N + 2);
+        ids[n] = strdup(json_string_value(json_object_get(e, "id")));
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(ids[k], ids[n]) == 0) {
+                distinct--;
+                break;
+            }
+        distinct++;
+        n++;
+        json_decref(e);
+    }
+    tm_kmsgs_free(&msgs);
+    assert_int_equal(n, 2 * N);
+    assert_int_equal(distinct, N);
+    for (size_t k = 0; k < n; k++)
+        free(ids[k]);
+    assert_int_equal(tm_collector_stop(&c), 0);
+}
+
 /* Distinct ids with the prefix, and distinct seqs of the agent, in kcat's output file. */
 static void count_distinct(const char *path, const char *prefix, const char *agent, long *ids,
                            long *seqs, long *max_seq, long nmax)
@@ -566,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_agent_report_and_heartbeat),
         cmocka_unit_test(test_agent_syslog_inputs),
         cmocka_unit_test(test_agent_tls_client_certificate),
+        cmocka_unit_test(test_agent_reread_lines_keep_their_ids),
         cmocka_unit_test(test_agent_no_loss_under_sigkill),
     };
     return cmocka_run_group_tests_name("agent", tests, setup, teardown);

@@ -61,6 +61,25 @@ static void test_id_monotonic_same_ms(void **state)
 
 #define PER_THREAD 50000
 
+/* Ids from given bits: the same inputs give the same id, any other bits another one. */
+static void test_id_from_bits(void **state)
+{
+    static const uint8_t bits[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    uint8_t other[10];
+    char a[TM_ULID_LEN + 1], b[TM_ULID_LEN + 1], c[TM_ULID_LEN + 1];
+    (void)state;
+
+    tm_id_from(1795425600123, bits, a);
+    tm_id_from(1795425600123, bits, b);
+    assert_string_equal(a, b);
+    assert_int_equal(tm_id_time(a), 1795425600123);
+    memcpy(other, bits, sizeof(other));
+    other[9] ^= 1;
+    tm_id_from(1795425600123, other, c);
+    assert_string_not_equal(a, c);
+    assert_int_equal(strncmp(a, c, 25), 0); /* only the last character differs */
+}
+
 static void *make_ids(void *arg)
 {
     char *out = arg;
@@ -99,6 +118,7 @@ int main(void)
         cmocka_unit_test(test_id_known_time_prefix),
         cmocka_unit_test(test_id_monotonic_same_ms),
         cmocka_unit_test(test_id_unique_across_threads),
+        cmocka_unit_test(test_id_from_bits),
     };
     return cmocka_run_group_tests_name("id", tests, NULL, NULL);
 }

@@ -38,6 +38,7 @@ struct got {
     char name[32]; /* basename of the path line_cb was given */
     char line[GOT_LINE];
     size_t len;
+    struct tail_pos pos;
 };
 
 struct fixture {
@@ -54,7 +55,8 @@ struct fixture {
     const char *checkpoint_after; /* line_cb checkpoints after delivering this line */
 };
 
-static void line_cb(void *arg, const char *path, const char *line, size_t len)
+static void line_cb(void *arg, const char *path, const char *line, size_t len,
+                    const struct tail_pos *pos)
 {
     struct fixture *fx = arg;
     struct got *g;
@@ -68,6 +70,7 @@ static void line_cb(void *arg, const char *path, const char *line, size_t len)
     memcpy(g->line, line, len);
     g->line[len] = '\0';
     g->len = len;
+    g->pos = *pos;
     if (fx->checkpoint_after != NULL && strcmp(g->line, fx->checkpoint_after) == 0) {
         char err[TM_ERR_LEN] = "";
         if (tail_checkpoint(fx->tail, err) != 0)
@@ -250,6 +253,24 @@ static void test_tail_basic_append(void **state)
     assert_int_equal(st.lines, 4);
     assert_int_equal(st.bytes, 23);
     assert_int_equal(st.files_watched, 1);
+}
+
+/* Each line comes with its file's device and inode and the offset of its first byte. */
+static void test_tail_line_positions(void **state)
+{
+    struct fixture *fx = *state;
+    static const uint64_t offs[] = {0, 7, 12, 13};
+    struct stat st;
+
+    write_file(fx->path, O_TRUNC, "alpha\r\nbeta\n\ngamma\n");
+    assert_int_equal(stat(fx->path, &st), 0);
+    start_tail(fx);
+    wait_lines(fx, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fx->got[i].pos.off, offs[i]);
+        assert_int_equal(fx->got[i].pos.ino, (uint64_t)st.st_ino);
+        assert_int_equal(fx->got[i].pos.dev, (uint64_t)st.st_dev);
+    }
 }
 
 static void test_tail_rotation_by_rename(void **state)
@@ -721,6 +742,7 @@ static void test_tail_checkpoint_names_rotated_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_tail_line_positions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_basic_append, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_rotation_by_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_copytruncate, setup, teardown),
