@@ -42,7 +42,7 @@ int ctl_import_csv(const char *path, const char *const *fields, const char *cons
     *out = NULL;
     *nout = 0;
     if (ctl_read_file(path, &data, &len, err) != 0) {
-        ctl_error("%s", err);
+        ctl_error("%s: nothing imported", err);
         return -1;
     }
     csv = ctl_csv_create(data, len);
@@ -111,11 +111,11 @@ int ctl_import_csv(const char *path, const char *const *fields, const char *cons
     if (errors > ERRORS_MAX)
         ctl_error("%s: %zu more errors", path, errors - ERRORS_MAX);
     if (errors > 0) {
-        ctl_error("%s: %zu bad row%s: nothing imported", path, errors, errors == 1 ? "" : "s");
+        ctl_error("%s: %zu bad row%s", path, errors, errors == 1 ? "" : "s");
         goto out;
     }
     if (n == 0) {
-        ctl_error("%s: no rows after the header: nothing imported", path);
+        ctl_error("%s: no rows after the header", path);
         goto out;
     }
     *out = recs;
@@ -126,6 +126,8 @@ int ctl_import_csv(const char *path, const char *const *fields, const char *cons
 oom:
     ctl_error("out of memory");
 out:
+    if (rc != 0)
+        ctl_error("%s: nothing imported", path);
     for (size_t i = 0; header != NULL && i < nhead; i++)
         free(header[i]);
     free(header);
