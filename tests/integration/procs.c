@@ -4,6 +4,7 @@
  */
 #include "procs.h"
 
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,4 +243,52 @@ int tm_make_test_pki(const char *dir)
              "    -days 2 -out $n.crt 2>/dev/null; done",
              dir);
     return tm_sh(cmd, 60000) == 0 ? 0 : -1;
+}
+
+int tm_kafka_produce(const char *bootstrap, const char *topic, const struct tm_kafka_msg *msgs,
+                     size_t n)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk = NULL;
+    int rc = -1;
+
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)) !=
+            RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "produce: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        fprintf(stderr, "produce: %s\n", errstr);
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct tm_kafka_msg *m = &msgs[i];
+        rd_kafka_resp_err_t err;
+        do {
+            err = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(m->partition),
+                                    RD_KAFKA_V_KEY(m->key, m->keylen),
+                                    RD_KAFKA_V_VALUE((void *)m->value, m->len),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(rk, 50);
+        } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fprintf(stderr, "produce: %s\n", rd_kafka_err2str(err));
+            goto out;
+        }
+    }
+    if (rd_kafka_flush(rk, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        fprintf(stderr, "produce: not every message was delivered within 30 s\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    rd_kafka_destroy(rk);
+    return rc;
 }

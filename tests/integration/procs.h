@@ -66,6 +66,22 @@ void tm_free_lines(char **lines, long n);
  */
 int tm_make_test_pki(const char *dir);
 
+/* One message for tm_kafka_produce. */
+struct tm_kafka_msg {
+    int partition;
+    const char *key;
+    size_t keylen;
+    const char *value;
+    size_t len;
+};
+
+/*
+ * Produces msgs to topic in order with an idempotent librdkafka producer and waits up to
+ * 30 s until every one is delivered. Returns 0, or -1 with a message on stderr.
+ */
+int tm_kafka_produce(const char *bootstrap, const char *topic, const struct tm_kafka_msg *msgs,
+                     size_t n);
+
 /* Runs a shell command (sh -c) to completion within timeout_ms. Returns its status. */
 int tm_sh(const char *cmd, int timeout_ms);
 

@@ -31,7 +31,6 @@
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
 #include <math.h>
 #include <regex.h>
 #include <stdio.h>
@@ -296,32 +295,14 @@ static void make_input(struct fixture *f)
 
 static void produce(struct fixture *f)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[512];
-    rd_kafka_t *rk;
+    struct tm_kafka_msg *km = calloc(f->nmsgs + 1, sizeof(*km));
 
-    assert_int_equal(
-        rd_kafka_conf_set(conf, "bootstrap.servers", f->kafka.bootstrap, errstr, sizeof(errstr)),
-        RD_KAFKA_CONF_OK);
-    assert_int_equal(rd_kafka_conf_set(conf, "enable.idempotence", "true", errstr, sizeof(errstr)),
-                     RD_KAFKA_CONF_OK);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    assert_non_null(rk);
-    for (size_t i = 0; i < f->nmsgs; i++) {
-        const struct msg *m = &f->msgs[i];
-        rd_kafka_resp_err_t err;
-        do {
-            err = rd_kafka_producev(
-                rk, RD_KAFKA_V_TOPIC("tm.events.v1"), RD_KAFKA_V_PARTITION(m->partition),
-                RD_KAFKA_V_KEY(m->e.sector, strlen(m->e.sector)), RD_KAFKA_V_VALUE(m->json, m->len),
-                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                rd_kafka_poll(rk, 50);
-        } while (err == RD_KAFKA_RESP_ERR__QUEUE_FULL);
-        assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
-    }
-    assert_int_equal(rd_kafka_flush(rk, 30000), RD_KAFKA_RESP_ERR_NO_ERROR);
-    rd_kafka_destroy(rk);
+    assert_non_null(km);
+    for (size_t i = 0; i < f->nmsgs; i++)
+        km[i] = (struct tm_kafka_msg){f->msgs[i].partition, f->msgs[i].e.sector,
+                                      strlen(f->msgs[i].e.sector), f->msgs[i].json, f->msgs[i].len};
+    assert_int_equal(tm_kafka_produce(f->kafka.bootstrap, "tm.events.v1", km, f->nmsgs), 0);
+    free(km);
 }
 
 static long long hget_int(struct fixture *f, const char *key, const char *field)

@@ -46,22 +46,6 @@ static int64_t int_of(const char *s)
     return v;
 }
 
-static redisReply *next_reply(struct ctl *c, char *err)
-{
-    void *p = NULL;
-
-    if (redisGetReply(c->redis, &p) != REDIS_OK || p == NULL) {
-        tm_err(err, "redis: %s", c->redis->errstr);
-        return NULL;
-    }
-    if (((redisReply *)p)->type == REDIS_REPLY_ERROR) {
-        tm_err(err, "redis: %.160s", ((redisReply *)p)->str);
-        freeReplyObject(p);
-        return NULL;
-    }
-    return p;
-}
-
 /* Sector totals over the window (only sectors with events are kept). */
 static int read_sectors(struct ctl *c, struct ctl_export *x, int64_t from, int64_t to, char *err)
 {
@@ -83,7 +67,7 @@ static int read_sectors(struct ctl *c, struct ctl_export *x, int64_t from, int64
         memset(es, 0, sizeof(*es));
         es->sector = (int)s;
         for (size_t d = 0; d < nd; d++) {
-            redisReply *r = next_reply(c, err);
+            redisReply *r = ctl_redis_reply(c, err);
             if (r == NULL)
                 return -1;
             for (size_t i = 0; i + 1 < r->elements; i += 2) {
@@ -209,7 +193,7 @@ static int read_sources(struct ctl *c, struct ctl_export *x, int64_t from, int64
         }
     for (size_t s = 0; s < tm_sectors_count; s++)
         for (int64_t d = from; d <= to; d++) {
-            redisReply *r = next_reply(c, err);
+            redisReply *r = ctl_redis_reply(c, err);
             if (r == NULL)
                 return -1;
             for (size_t i = 0; i + 1 < r->elements; i += 2) {

@@ -185,7 +185,6 @@ static const char *trend_field(const struct scope *s, size_t i)
 static int fetch(struct ctl *c, struct scopes *sc, char *err)
 {
     size_t sent = 0, got = 0;
-    int rc = 0;
 
     for (size_t i = 0; i < sc->n; i++) {
         char key[160], label[9];
@@ -206,24 +205,17 @@ static int fetch(struct ctl *c, struct scopes *sc, char *err)
     for (size_t i = 0; i < sc->n; i++) {
         int last = sc->v[i].key[0] == 's' ? CTL_DAYS + 1 : CTL_DAYS;
         for (int d = 0; d < last; d++) {
-            void *p = NULL;
-            if (redisGetReply(c->redis, &p) != REDIS_OK || p == NULL)
-                return tm_err(err, "redis: %s", c->redis->errstr);
+            redisReply *r = ctl_redis_reply(c, err);
+            if (r == NULL)
+                return -1; /* the connection is out of step now: the command ends */
             got++;
-            if (((redisReply *)p)->type == REDIS_REPLY_ERROR) {
-                if (rc == 0)
-                    tm_err(err, "redis: %.160s", ((redisReply *)p)->str);
-                rc = -1;
-                freeReplyObject(p);
-                continue;
-            }
             if (d < CTL_DAYS)
-                sc->v[i].days[d] = p;
+                sc->v[i].days[d] = r;
             else
-                sc->v[i].trend = p;
+                sc->v[i].trend = r;
         }
     }
-    return got == sent ? rc : -1;
+    return got == sent ? 0 : -1;
 }
 
 /* z of a sector's trend when its day is D or D-1; 0 otherwise (stale or absent). */
@@ -294,7 +286,6 @@ static int store(struct ctl *c, const struct ctl_need *needs, size_t n, json_t *
     char now[TM_TIME_LEN], day[11], open_n[24];
     size_t queued = 0, idx;
     json_t *it;
-    int rc = 0;
 
     tm_time_format(c->now_ms, now, sizeof(now));
     ctl_day_format(c->today, day);
@@ -350,21 +341,17 @@ static int store(struct ctl *c, const struct ctl_need *needs, size_t n, json_t *
         redisAppendCommand(c->redis, "EXEC") != REDIS_OK)
         return tm_err(err, "out of memory");
     queued++;
+    /* MULTI's +OK, a +QUEUED per command, then EXEC's array (nil: aborted) */
     for (size_t i = 0; i < queued + 2; i++) {
-        void *r = NULL;
-        if (redisGetReply(c->redis, &r) != REDIS_OK || r == NULL)
-            return tm_err(err, "redis: %s", c->redis->errstr);
-        if (((redisReply *)r)->type == REDIS_REPLY_ERROR) {
-            if (rc == 0)
-                tm_err(err, "redis: %.160s", ((redisReply *)r)->str);
-            rc = -1;
-        } else if (i == queued + 1 && ((redisReply *)r)->type != REDIS_REPLY_ARRAY) {
-            tm_err(err, "redis: transaction aborted");
-            rc = -1;
-        }
+        redisReply *r = ctl_redis_reply(c, err);
+        bool aborted = r != NULL && i == queued + 1 && r->type != REDIS_REPLY_ARRAY;
+        if (r == NULL)
+            return -1;
         freeReplyObject(r);
+        if (aborted)
+            return tm_err(err, "redis: transaction aborted");
     }
-    return rc;
+    return 0;
 }
 
 static int cmp_items(const void *a, const void *b)

@@ -65,6 +65,19 @@ static int put(struct ctl_csv *c, char ch)
     return 0;
 }
 
+/* Appends one byte of field nf to the record; errors name the row and column. */
+static int put_field(struct ctl_csv *c, char ch, size_t *flen, size_t nf, char *err)
+{
+    if (ch == '\0')
+        return tm_err(err, "row %ld, column %zu: NUL byte", c->row, nf + 1);
+    if (++*flen > FIELD_MAX)
+        return tm_err(err, "row %ld, column %zu: field longer than %u bytes", c->row, nf + 1,
+                      FIELD_MAX);
+    if (put(c, ch) != 0)
+        return tm_err(err, "out of memory");
+    return 0;
+}
+
 /* True at a line end; consumes it. */
 static bool eol(struct ctl_csv *c)
 {
@@ -109,21 +122,15 @@ int ctl_csv_next(struct ctl_csv *c, char ***fields, size_t *n, long *row, char *
                 if (*c->p == '"') {
                     if (c->p + 1 < c->end && c->p[1] == '"') {
                         c->p += 2;
-                        if (put(c, '"') != 0)
-                            return tm_err(err, "out of memory");
-                        flen++;
+                        if (put_field(c, '"', &flen, nf, err) != 0)
+                            return -1;
                         continue;
                     }
                     c->p++;
                     break;
                 }
-                if (*c->p == '\0')
-                    return tm_err(err, "row %ld, column %zu: NUL byte", c->row, nf + 1);
-                if (put(c, *c->p++) != 0)
-                    return tm_err(err, "out of memory");
-                if (++flen > FIELD_MAX)
-                    return tm_err(err, "row %ld, column %zu: field longer than %u bytes", c->row,
-                                  nf + 1, FIELD_MAX);
+                if (put_field(c, *c->p++, &flen, nf, err) != 0)
+                    return -1;
             }
             if (c->p < c->end && *c->p == ',')
                 c->p++;
@@ -147,13 +154,8 @@ int ctl_csv_next(struct ctl_csv *c, char ***fields, size_t *n, long *row, char *
                                   "row %ld, column %zu: quote inside an unquoted field "
                                   "(quote the whole field and double the quote)",
                                   c->row, nf + 1);
-                if (*c->p == '\0')
-                    return tm_err(err, "row %ld, column %zu: NUL byte", c->row, nf + 1);
-                if (put(c, *c->p++) != 0)
-                    return tm_err(err, "out of memory");
-                if (++flen > FIELD_MAX)
-                    return tm_err(err, "row %ld, column %zu: field longer than %u bytes", c->row,
-                                  nf + 1, FIELD_MAX);
+                if (put_field(c, *c->p++, &flen, nf, err) != 0)
+                    return -1;
             }
         }
         if (put(c, '\0') != 0)

@@ -151,8 +151,7 @@ redisReply *ctl_redis_argv(struct ctl *c, int argc, const char **argv, char *err
     return r;
 }
 
-/* Reads one pipelined reply; an error reply is an error. */
-static redisReply *reply(struct ctl *c, char *err)
+redisReply *ctl_redis_reply(struct ctl *c, char *err)
 {
     void *p = NULL;
 
@@ -232,7 +231,7 @@ static int load(struct ctl *c, const char *set, const char *prefix, size_t size,
             goto out;
     }
     for (size_t i = 0; i < count; i++) {
-        redisReply *r = reply(c, err);
+        redisReply *r = ctl_redis_reply(c, err);
         struct hash_fields h = {ids[i], r};
         char e2[TM_ERR_LEN];
         if (r == NULL)
@@ -245,7 +244,7 @@ static int load(struct ctl *c, const char *set, const char *prefix, size_t size,
             freeReplyObject(r);
             /* drain the rest so the connection stays in step */
             for (size_t k = i + 1; k < count; k++) {
-                redisReply *x = reply(c, e2);
+                redisReply *x = ctl_redis_reply(c, e2);
                 if (x != NULL)
                     freeReplyObject(x);
             }
@@ -308,7 +307,7 @@ static int transact_end(struct ctl *c, size_t queued, char *err)
         return -1;
     /* MULTI's +OK, then +QUEUED per command, then EXEC's array. */
     for (size_t i = 0; i < queued + 1; i++) {
-        r = reply(c, err);
+        r = ctl_redis_reply(c, err);
         if (r == NULL)
             rc = -1;
         else
@@ -316,7 +315,7 @@ static int transact_end(struct ctl *c, size_t queued, char *err)
         if (rc != 0 && c->redis->err)
             return -1;
     }
-    r = reply(c, err);
+    r = ctl_redis_reply(c, err);
     if (r == NULL)
         return -1;
     if (r->type != REDIS_REPLY_ARRAY) {

@@ -368,6 +368,12 @@ void ctl_redis_close(struct ctl *c);
 redisReply *ctl_redis_argv(struct ctl *c, int argc, const char **argv, char *err);
 
 /*
+ * Reads the next reply of a pipeline (redisAppendCommand). Returns it (the caller frees
+ * it), or NULL with "redis: ..." in err for a connection error or an error reply.
+ */
+redisReply *ctl_redis_reply(struct ctl *c, char *err);
+
+/*
  * Loads every need of the registry (tm:needs, tm:need:{id}), sorted by id. Returns 0 with
  * a malloc'd array the caller frees, or -1 with the key and reason in err.
  */
