@@ -1025,7 +1025,7 @@ static void test_tmctl_export_stix(void **state)
     const char *id_re = "^[a-z0-9-]+--[0-9a-f]{8}-[0-9a-f]{4}-[45][0-9a-f]{3}-[89ab][0-9a-f]{3}-"
                         "[0-9a-f]{12}$";
     const char *ts_re = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z$";
-    json_t *b = tmctl_json("export --since 7d --format stix"), *objects, *o, *v, *r;
+    json_t *b = tmctl_json("export --since 7d --format stix"), *objects, *o, *v, *r, *ids;
     size_t i, k, incidents = 0, expected = 0, indicators = 0;
     const char *key;
     bool top_ip = false;
@@ -1034,11 +1034,15 @@ static void test_tmctl_export_stix(void **state)
     assert_string_equal(json_string_value(json_object_get(b, "type")), "bundle");
     assert_true(matches(id_re, json_string_value(json_object_get(b, "id"))));
     objects = json_object_get(b, "objects");
+    ids = json_object();
     json_array_foreach(objects, i, o)
     {
         const char *type = json_string_value(json_object_get(o, "type"));
         const char *id = json_string_value(json_object_get(o, "id"));
         assert_true(matches(id_re, id));
+        if (json_object_get(ids, id) != NULL)
+            fail_msg("id '%s' twice in the bundle", id);
+        json_object_set_new(ids, id, json_true());
         assert_true(strncmp(id, type, strlen(type)) == 0);
         assert_string_equal(json_string_value(json_object_get(o, "spec_version")), "2.1");
         if (strcmp(type, "ipv4-addr") != 0 && strcmp(type, "ipv6-addr") != 0) {
@@ -1079,6 +1083,7 @@ static void test_tmctl_export_stix(void **state)
     assert_int_equal(incidents, expected);
     assert_true(indicators >= 10);
     assert_true(top_ip);
+    json_decref(ids);
     json_decref(b);
 
     /* JSON and CSV */

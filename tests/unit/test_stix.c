@@ -55,7 +55,7 @@ static void test_stix_uuids(void **state)
 }
 
 static struct ctl_export_sector sectors[2];
-static struct ctl_export_incident incidents[3];
+static struct ctl_export_incident incidents[4];
 static struct ctl_export_source sources[2];
 
 static void make_export(struct ctl_export *x)
@@ -92,8 +92,11 @@ static void make_export(struct ctl_export *x)
                                                 "UA-46",  "ransomware",
                                                 "",       "",
                                                 10,       "files encrypted"};
+    incidents[3] = incidents[0]; /* the same source again: one SCO in the bundle */
+    snprintf(incidents[3].event_id, sizeof(incidents[3].event_id), "EV-4");
+    incidents[3].ts += 60000;
     x->incidents = incidents;
-    x->nincidents = 3;
+    x->nincidents = 4;
     snprintf(sources[0].ip, sizeof(sources[0].ip), "198.51.100.3");
     sources[0].events = 30;
     sources[0].by_sector[tm_sector_index("energy")] = 20;
@@ -239,11 +242,11 @@ static void test_stix_structure(void **state)
     }
     /* producer + energy, other, local-government, health, transport */
     assert_int_equal(counts[0], 6);
-    assert_int_equal(counts[1], 3); /* incidents */
+    assert_int_equal(counts[1], 4); /* incidents */
     assert_int_equal(counts[2], 1); /* the invalid address is skipped */
     assert_int_equal(counts[3], 2); /* energy and transport */
-    assert_int_equal(counts[4], 2); /* incidents with an address */
-    assert_int_equal(counts[5], 3 + 2);
+    assert_int_equal(counts[4], 3); /* incidents with an address */
+    assert_int_equal(counts[5], 4 + 3);
     assert_int_equal(counts[6], 1);
     assert_int_equal(counts[9], 2);
     check_refs(objects);

@@ -215,8 +215,12 @@ static void add(json_t *objects, json_t *refs, json_t *o)
     json_array_append_new(objects, o);
 }
 
-static void incident(json_t *objects, json_t *refs, const struct ctl_export_incident *in,
-                     const char *producer)
+/*
+ * seen: ids of the SCOs already in the bundle; an address seen in many incidents is one
+ * object (its id is the same each time).
+ */
+static void incident(json_t *objects, json_t *refs, json_t *seen,
+                     const struct ctl_export_incident *in, const char *producer)
 {
     char id[80], sid[80], sco_id[80], od_id[80], name[256];
     const struct tm_category *cat = tm_category_find(in->category);
@@ -255,7 +259,12 @@ static void incident(json_t *objects, json_t *refs, const struct ctl_export_inci
     sco = in->src[0] != '\0' ? address_sco(in->src, sco_id, sizeof(sco_id)) : NULL;
     if (sco == NULL)
         return;
-    add(objects, refs, sco);
+    if (json_object_get(seen, sco_id) == NULL) {
+        json_object_set_new(seen, sco_id, json_true());
+        add(objects, refs, sco);
+    } else {
+        json_decref(sco);
+    }
     tm_id(od_id, sizeof(od_id), "observed-data", "%s", in->event_id);
     o = sdo("observed-data", od_id, ts(in->ts), ts(in->ts), producer);
     json_object_set_new(o, "first_observed", ts(in->ts));
@@ -325,13 +334,15 @@ json_t *ctl_stix_bundle(const struct ctl_export *x)
     bool used[32] = {false};
     char producer[80], bundle_id[80], uuid[CTL_UUID_LEN + 1], rid[80], name[128], a[11], b[11];
     json_t *bundle = json_object(), *objects = json_array(), *refs = json_array(), *o, *rep;
+    json_t *seen = json_object();
     char desc[4096];
     size_t dl = 0;
 
-    if (bundle == NULL || objects == NULL || refs == NULL) {
+    if (bundle == NULL || objects == NULL || refs == NULL || seen == NULL) {
         json_decref(bundle);
         json_decref(objects);
         json_decref(refs);
+        json_decref(seen);
         return NULL;
     }
     ctl_uuid_v4(uuid);
@@ -367,7 +378,7 @@ json_t *ctl_stix_bundle(const struct ctl_export *x)
 
     for (size_t i = 0; i < x->nincidents; i++)
         if (tm_sector_find(x->incidents[i].sector) != NULL)
-            incident(objects, refs, &x->incidents[i], producer);
+            incident(objects, refs, seen, &x->incidents[i], producer);
     for (size_t i = 0; i < x->nsources; i++)
         source(objects, refs, &x->sources[i], x, producer);
 
@@ -401,5 +412,6 @@ json_t *ctl_stix_bundle(const struct ctl_export *x)
     add(objects, NULL, rep);
 
     json_object_set_new(bundle, "objects", objects);
+    json_decref(seen);
     return bundle;
 }
