@@ -7,6 +7,8 @@
 #   make fuzz       libFuzzer targets (clang) in build/fuzz, run FUZZ_SECONDS each
 #   make bench      benchmarks (tests/bench), each against a reference run beside it
 #   make run        the whole system on loopback (see tools/run-dev.sh)
+#   make deb        Debian packages tm-agent and tm-server into $(BUILD)/deb
+#                   (deploy/debian/build-debs.sh; version from the VERSION file)
 #   make format / make check-format / make clean
 #
 # SANITIZE=address,undefined builds with those sanitizers (used by 'make test').
@@ -88,7 +90,7 @@ BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 TEST_BINS := $(UNIT_BINS) $(INTEG_BINS) $(REPLAY_BINS) $(BENCH_BINS)
 
-.PHONY: all deps binaries tests-build test test-run fuzz fuzz-build fuzz-smoke bench run \
+.PHONY: all deps binaries tests-build test test-run fuzz fuzz-build fuzz-smoke bench run deb \
 	clean format check-format check-banned
 
 all: deps
@@ -158,6 +160,11 @@ bench: deps
 run: deps
 	@$(MAKE) --no-print-directory binaries
 	@tools/run-dev.sh $(BUILD)
+
+# Packages from this build's binaries (tmctl goes into tm-server when it is built).
+deb: deps
+	@$(MAKE) --no-print-directory binaries
+	@deploy/debian/build-debs.sh $(BUILD) $(BUILD)/deb
 
 check-banned:
 	@tests/check-banned.sh

@@ -14,6 +14,9 @@ packages=(
   # browser test (tests/e2e): Debian's chromium, driven by playwright-core from npm
   # (Node.js and npm come with the machine; .ci/run runs 'npm ci --prefix tests/e2e')
   chromium
+  # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb) and the package and unit tests
+  # (tests/deploy: useradd --prefix, systemd-analyze verify)
+  dpkg-dev passwd systemd
   # benchmarks
   rsyslog rsyslog-kafka bc linux-perf wrk
 )

@@ -3,10 +3,11 @@
 # (real processes on loopback) and the fuzz corpus replays; then, once, against the
 # first build directory only (the plain build, not the sanitizer one), the browser test
 # tests/e2e/dashboard.test.mjs (node, Debian chromium, 'npm ci --prefix tests/e2e'; when
-# one of those is missing it fails and says which). Sums cmocka's per-program results
-# (the browser test prints the same lines); a program that dies before printing its
-# summary counts as one failure. Closes with "N passed, N failed" and exits non-zero on
-# any failure.
+# one of those is missing it fails and says which) and the deployment tests
+# tests/deploy/test_*.sh (packages, systemd units, production configs). Sums cmocka's
+# per-program results (the browser and deployment tests print the same lines); a
+# program that dies before printing its summary counts as one failure. Closes with
+# "N passed, N failed" and exits non-zero on any failure.
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here" || exit 1
@@ -69,6 +70,13 @@ else
   failed=$((failed + 1))
   failures+=("$1/e2e/dashboard.test.mjs")
 fi
+
+# The deployment tests (tests/deploy/test_*.sh: packages, units, production configs),
+# once, against the plain build: they print cmocka's summary lines too.
+for t in tests/deploy/test_*.sh; do
+  [ -f "$t" ] || continue
+  run_one "$1" "${t#tests/}" bash "$t"
+done
 
 if [ ${#failures[@]} -gt 0 ]; then
   echo "failed programs: ${failures[*]}"
