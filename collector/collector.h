@@ -13,6 +13,7 @@
  *   ingest.c          one payload -> validated, stamped canonical event -> Kafka
  *   kafka_sink.c      the producer and its delivery reports
  *   tls.c             OpenSSL context and peer certificate names
+ *   rate.c            per-operator token buckets (HTTP and Lumberjack rate limits)
  *
  * Ownership: the collector owns workers, the acceptor and the identity map; a worker owns
  * its event base, producer and connections; a connection owns its windows, and lives
@@ -60,6 +61,8 @@ struct collector_config {
     int64_t max_pending_windows;
     int64_t idle_timeout_ms;
     int64_t keepalive_ms;
+    int64_t lj_rate_per_sender; /* events per second per operator, 0 = unlimited */
+    int64_t lj_rate_burst;
     /* [syslog] */
     char syslog_tcp[TM_ADDR_LEN], syslog_udp[TM_ADDR_LEN];
     bool syslog_tls;
@@ -142,6 +145,9 @@ struct collector {
     long connections;
 
     struct tm_counter *conn_refused;
+    /* per-operator rate limits (rate.h), NULL when unlimited */
+    struct rate_limiter *http_rate, *lj_rate;
+    struct tm_counter *lj_throttled;
     volatile int draining;
 };
 

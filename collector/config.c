@@ -73,6 +73,11 @@ static const struct tm_config_option options[] = {
         "close a connection silent this long with nothing in flight"),
     NUM("lumberjack", "keepalive", TM_CONF_DURATION, "5s", keepalive_ms, 100, 600000,
         "ack the last acknowledged sequence this often while a window waits for Kafka"),
+    NUM("lumberjack", "rate_per_sender", TM_CONF_INT, "0", lj_rate_per_sender, 0, 100000000,
+        "events per second per operator; a faster sender's connections stop being read until "
+        "it is back under (0: no limit)"),
+    NUM("lumberjack", "rate_burst", TM_CONF_INT, "0", lj_rate_burst, 0, 100000000,
+        "events a sender may send at once above its rate (0: one second's worth)"),
 
     ADDR("syslog", "tcp", "", syslog_tcp, "syslog over TCP (empty: off)"),
     ADDR("syslog", "udp", "", syslog_udp, "syslog over UDP (empty: off)"),

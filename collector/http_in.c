@@ -31,10 +31,10 @@
  * and the connection is closed. evhttp has no hook before the first request, so a
  * connection that sends nothing is bounded only by the idle timeout. Each counted
  * connection has a struct http_conn, whose close callback also tells a request waiting for
- * Kafka that its client left. The rate limit is a token bucket per operator (rate_per_sender
- * events per second, holding rate_burst events, or one second's worth when 0); a full
- * bucket admits one request larger than itself and goes into debt, so a big batch
- * slows its sender down instead of failing forever.
+ * Kafka that its client left. The rate limit is a token bucket per operator shared by all
+ * workers (rate.h: rate_per_sender events per second, holding rate_burst events, or one
+ * second's worth when 0); a full bucket admits one request larger than itself and goes
+ * into debt, so a big batch slows its sender down instead of failing forever.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -51,6 +51,7 @@
 
 #include "collector.h"
 #include "http_in.h"
+#include "rate.h"
 #include "tm/tm_log.h"
 #include "tm/tm_time.h"
 
@@ -60,17 +61,9 @@
 #define HTTP_MAX_REJECTED_LISTED 1000
 #define HTTP_MAX_HEADERS (8 * 1024)
 #define HTTP_MAX_TOKEN 1024
-/* Operators with a token bucket; past this the least recently seen one is forgotten. */
-#define RATE_BUCKETS_MAX 4096
 /* Seconds a client is told to wait when Kafka is congested, or down / draining. */
 #define RETRY_CONGESTED "1"
 #define RETRY_DOWN "5"
-
-struct rate_bucket {
-    char operator_id[TM_EVENT_NAME_MAX + 1];
-    double tokens;
-    int64_t last_ms;
-};
 
 struct http_req;
 
@@ -87,8 +80,6 @@ struct http_in {
     struct worker *w;
     struct evhttp *http;
     char addr[TM_ADDR_LEN];
-    struct rate_bucket *buckets;
-    size_t nbuckets;
     struct http_req *waiting; /* requests whose tickets are not all back */
     struct http_conn *conns;  /* counted connections (gauge: lm_http.connections) */
 };
@@ -384,56 +375,6 @@ static bool media_type_ok(const char *ct)
 }
 
 /*
- * Takes n events from the operator's bucket. Returns 0, or -1 with the seconds to wait
- * in *retry_s.
- */
-static int rate_take(struct http_in *h, const char *op, long n, long *retry_s)
-{
-    const struct collector_config *cfg = &h->w->c->cfg;
-    double rate = (double)cfg->rate_per_sender;
-    double cap = cfg->rate_burst > 0 ? (double)cfg->rate_burst : rate;
-    int64_t now = tm_time_mono_ms();
-    struct rate_bucket *b = NULL;
-    double want;
-
-    if (cfg->rate_per_sender <= 0)
-        return 0;
-    for (size_t i = 0; i < h->nbuckets; i++)
-        if (strcmp(h->buckets[i].operator_id, op) == 0) {
-            b = &h->buckets[i];
-            break;
-        }
-    if (b == NULL) {
-        if (h->nbuckets < RATE_BUCKETS_MAX) {
-            struct rate_bucket *nb = realloc(h->buckets, (h->nbuckets + 1) * sizeof(*nb));
-            if (nb == NULL)
-                return 0; /* no memory to limit: let it through */
-            h->buckets = nb;
-            b = &h->buckets[h->nbuckets++];
-        } else {
-            b = &h->buckets[0];
-            for (size_t i = 1; i < h->nbuckets; i++)
-                if (h->buckets[i].last_ms < b->last_ms)
-                    b = &h->buckets[i];
-        }
-        tm_strlcpy(b->operator_id, op, sizeof(b->operator_id));
-        b->tokens = cap;
-        b->last_ms = now;
-    }
-    b->tokens += (double)(now - b->last_ms) * rate / 1000.0;
-    if (b->tokens > cap)
-        b->tokens = cap;
-    b->last_ms = now;
-    if (b->tokens >= (double)n || b->tokens >= cap) {
-        b->tokens -= (double)n;
-        return 0;
-    }
-    want = (double)n < cap ? (double)n : cap;
-    *retry_s = (long)((want - b->tokens) / rate) + 1;
-    return -1;
-}
-
-/*
  * Inflates a gzip body (one or more members) from in into a new buffer, stopping as soon
  * as it passes max bytes. Returns 0 with *out (free it) and *outlen, or the HTTP status
  * to answer (400, 413, 500) with err.
@@ -615,7 +556,8 @@ static void post_events(struct http_in *h, struct evhttp_request *req, const cha
     char *inflated = NULL;
     const char *data;
     size_t len = evbuffer_get_length(body);
-    long n, retry_s;
+    long n;
+    int64_t wait_ms = 0;
     int rc;
     struct http_req *r = NULL;
     struct submit_ctx ctx;
@@ -689,9 +631,9 @@ static void post_events(struct http_in *h, struct evhttp_request *req, const cha
                    HTTP_MAX_LINES);
         goto out;
     }
-    if (rate_take(h, id.operator_id, n, &retry_s) != 0) {
+    if (!rate_try(w->c->http_rate, id.operator_id, n, tm_time_mono_ms(), &wait_ms)) {
         char ra[24];
-        snprintf(ra, sizeof(ra), "%ld", retry_s);
+        snprintf(ra, sizeof(ra), "%lld", (long long)((wait_ms + 999) / 1000));
         tm_log_info("http %s: operator '%s' over its rate of %lld events/s", peer, id.operator_id,
                     (long long)w->c->cfg.rate_per_sender);
         send_error(h, req, 429, ra, "operator '%s' is over its rate of %lld events per second",
@@ -853,6 +795,5 @@ void http_in_destroy(struct http_in *h)
         r->h = NULL; /* freed by its last ticket */
         r->prev = r->next = NULL;
     }
-    free(h->buckets);
     free(h);
 }

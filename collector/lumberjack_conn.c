@@ -14,6 +14,9 @@
  * max_pending_windows unacknowledged windows before reading pauses; it is closed after
  * idle_timeout with nothing in flight. While a window waits for Kafka, the last
  * acknowledged sequence is re-sent every keepalive period so the sender does not time out.
+ * Rate: each announced window is charged to the operator's bucket (rate.h); a sender in
+ * debt has its connection read only to the end of the current window, then not at all
+ * until the debt is paid: it slows down and loses nothing.
  *
  * Lifetime: the connection lives until its socket is closed and every ticket it gave
  * out has come back.
@@ -29,8 +32,10 @@
 
 #include "collector.h"
 #include "lumberjack_conn.h"
+#include "rate.h"
 #include "tls.h"
 #include "tm/tm_log.h"
+#include "tm/tm_time.h"
 
 /* Contiguous bytes handed to the decoder at a time, when more than one frame waits. */
 #define FEED_CHUNK (256 * 1024)
@@ -62,6 +67,8 @@ struct lj_conn {
     bool identified;
     bool tls;
     bool paused_by_worker;
+    bool throttled; /* over its rate: reading waits for throttle_ev */
+    struct event *throttle_ev;
     char peer[TM_ADDR_LEN];
     struct sockaddr_storage peer_sa;
     struct lj_window *head, *tail;
@@ -98,7 +105,7 @@ static bool can_read(const struct lj_conn *c)
     bool window_open = c->tail != NULL && c->tail->received < c->tail->size;
 
     return c->bev != NULL && c->identified && !c->paused_by_worker &&
-           (window_open || c->nwindows < c->w->c->cfg.max_pending_windows);
+           (window_open || (!c->throttled && c->nwindows < c->w->c->cfg.max_pending_windows));
 }
 
 static void update_reading(struct lj_conn *c)
@@ -111,6 +118,28 @@ static void update_reading(struct lj_conn *c)
         bufferevent_enable(c->bev, EV_READ);
     else
         bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * Reading may go on again: frames may wait in the input buffer while it was paused, so
+ * the read callback runs again from the loop, not from here (no recursion).
+ */
+static void resume_reading(struct lj_conn *c)
+{
+    update_reading(c);
+    if (can_read(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void throttle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct lj_conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    c->throttled = false;
+    if (c->bev != NULL)
+        resume_reading(c);
 }
 
 static void send_ack(struct lj_conn *c, uint32_t seq)
@@ -138,14 +167,8 @@ static void advance(struct lj_conn *c)
         free(win);
         freed = true;
     }
-    if (freed) {
-        update_reading(c);
-        /* Frames may wait in the input buffer while reading was paused: run the read
-         * callback again from the loop, not from here (no recursion). */
-        if (can_read(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-            bufferevent_trigger(c->bev, EV_READ,
-                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    }
+    if (freed)
+        resume_reading(c);
 }
 
 static void slot_done_cb(struct kafka_ticket *t, int err)
@@ -171,6 +194,7 @@ static int window_cb(void *arg, uint32_t size)
 {
     struct lj_conn *c = arg;
     struct lj_window *win;
+    int64_t wait_ms;
 
     if (c->tail != NULL && c->tail->received < c->tail->size) {
         tm_err(c->err, "new window after %u of %u events of the previous one", c->tail->received,
@@ -190,6 +214,16 @@ static int window_cb(void *arg, uint32_t size)
         c->head = win;
     c->tail = win;
     c->nwindows++;
+    wait_ms = rate_charge(c->w->c->lj_rate, c->id.operator_id, (long)size, tm_time_mono_ms());
+    if (wait_ms > 0 && !c->throttled) {
+        struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
+        if (evtimer_add(c->throttle_ev, &tv) == 0) {
+            c->throttled = true;
+            tm_counter_inc(c->w->c->lj_throttled);
+            tm_log_debug("lumberjack %s: operator '%s' over its rate: pausing %lld ms", c->peer,
+                         c->id.operator_id, (long long)wait_ms);
+        }
+    }
     return 0;
 }
 
@@ -339,6 +373,10 @@ static void conn_close(struct lj_conn *c, const char *why)
         event_free(c->keepalive_ev);
         c->keepalive_ev = NULL;
     }
+    if (c->throttle_ev != NULL) {
+        event_free(c->throttle_ev);
+        c->throttle_ev = NULL;
+    }
     worker_conn_remove(c->w, &c->link);
     tm_gauge_add(c->w->lm_lumberjack.connections, -1);
     collector_conn_release(c->w->c, (struct sockaddr *)&c->peer_sa);
@@ -378,7 +416,8 @@ int lumberjack_conn_create(struct worker *w, int fd, const struct sockaddr *peer
         goto fail;
     fd = -1; /* owned by the bufferevent */
     c->keepalive_ev = event_new(w->base, -1, EV_PERSIST, keepalive_cb, c);
-    if (c->keepalive_ev == NULL || event_add(c->keepalive_ev, &ka) != 0)
+    c->throttle_ev = evtimer_new(w->base, throttle_cb, c);
+    if (c->keepalive_ev == NULL || c->throttle_ev == NULL || event_add(c->keepalive_ev, &ka) != 0)
         goto fail_bev;
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, col->lj_limits.max_frame + 64);
@@ -400,6 +439,8 @@ fail:
     if (c != NULL) {
         if (c->keepalive_ev != NULL)
             event_free(c->keepalive_ev);
+        if (c->throttle_ev != NULL)
+            event_free(c->throttle_ev);
         tm_lj_decoder_destroy(c->dec);
         free(c);
     }

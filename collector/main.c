@@ -14,6 +14,7 @@
 
 #include "acceptor.h"
 #include "collector.h"
+#include "rate.h"
 #include "http_in.h"
 #include "syslog_in.h"
 #include "tls.h"
@@ -201,6 +202,11 @@ static int setup(struct app *a, char *err)
         return tm_err(err, "out of memory");
     c->conn_refused = tm_metrics_counter(c->metrics, "tm_collector_connections_refused_total",
                                          "Connections refused by the connection limits.", NULL);
+    c->lj_throttled = tm_metrics_counter(c->metrics, "tm_collector_throttled_total",
+                                         "Times a sender over its rate had its connection paused.",
+                                         "listener", "lumberjack", NULL);
+    c->http_rate = rate_create(cfg->rate_per_sender, cfg->rate_burst);
+    c->lj_rate = rate_create(cfg->lj_rate_per_sender, cfg->lj_rate_burst);
     for (int i = 0; i < cfg->workers; i++) {
         c->workers[i] = worker_create(c, i, err);
         if (c->workers[i] == NULL)
@@ -281,6 +287,8 @@ static void teardown(struct app *a)
         close(a->udp_fd);
     identity_map_free(c->identities);
     collector_conn_counts_free(c);
+    rate_free(c->http_rate);
+    rate_free(c->lj_rate);
     if (c->tls != NULL)
         SSL_CTX_free(c->tls);
     tm_metrics_destroy(c->metrics);

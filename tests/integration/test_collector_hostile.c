@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +304,80 @@ static void test_collector_hostile_many_connections(void **state)
     assert_int_equal(tm_collector_stop(&many), 0);
 }
 
+/* tm-loadgen from source address src: events in windows of window, in the background. */
+static pid_t loadgen_from(const struct tm_collector_proc *c, const char *src, const char *events,
+                          const char *window)
+{
+    char bin[512];
+    char *argv[] = {bin,
+                    "--target",
+                    (char *)c->lumberjack,
+                    "--events",
+                    (char *)events,
+                    "--window",
+                    (char *)window,
+                    "--bind",
+                    (char *)src,
+                    "--timeout",
+                    "60",
+                    NULL};
+
+    snprintf(bin, sizeof(bin), "%s/tm-loadgen", tm_harness_build_dir());
+    return tm_harness_spawn(argv, NULL);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * A sender over its rate (1,000 events/s, burst 1,000) is slowed down, not cut off: its
+ * 4,000 events all get acknowledged, after at least 2.5 s (the burst is free and a window
+ * is read on credit once the debt before it is paid: (4,000 - 1,000 - 500) / 1,000).
+ * Another operator's sender, at the same time, is not slowed down: it finishes while the
+ * fast one still waits.
+ */
+static void test_collector_hostile_sender_over_its_rate(void **state)
+{
+    char map[256], cmd[700], conf_text[1024];
+    struct tm_collector_proc rc;
+    pid_t fast, good;
+    double t0, t_fast;
+    int status;
+    (void)state;
+
+    snprintf(map, sizeof(map), "/tmp/tm-rate-map-%ld.ini", (long)getpid());
+    snprintf(cmd, sizeof(cmd),
+             "printf '[operator.op-fast]\\nsector = energy\\nnetworks = 127.0.0.2/32\\n"
+             "[operator.op-good]\\nsector = energy\\nnetworks = 127.0.0.3/32\\n' > '%s'",
+             map);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    snprintf(conf_text, sizeof(conf_text),
+             "[lumberjack]\nrate_per_sender = 1000\nrate_burst = 1000\n[identity]\nmap = %s\n",
+             map);
+    assert_int_equal(tm_collector_start(&rc, kafka.bootstrap, conf_text), 0);
+    t0 = now_s();
+    fast = loadgen_from(&rc, "127.0.0.2", "4000", "500");
+    assert_true(fast > 0);
+    usleep(300000); /* the fast sender has used its burst and is in debt */
+    good = loadgen_from(&rc, "127.0.0.3", "500", "100");
+    assert_true(good > 0);
+    assert_int_equal(tm_harness_wait(good, 60000), 0);
+    /* The fast sender is still being held back when the other one is done. */
+    assert_int_equal(kill(fast, 0), 0);
+    status = tm_harness_wait(fast, 60000);
+    t_fast = now_s() - t0;
+    assert_int_equal(status, 0); /* every event acknowledged: slowed, nothing lost */
+    print_message("rate: 4,000 events at 1,000/s (burst 1,000) took %.1f s\n", t_fast);
+    assert_true(t_fast >= 2.4);
+    assert_healthy_at(&rc);
+    assert_int_equal(tm_collector_stop(&rc), 0);
+    unlink(map);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -314,6 +389,7 @@ int main(void)
         cmocka_unit_test(test_collector_hostile_random_bytes),
         cmocka_unit_test(test_collector_hostile_idle_timeout),
         cmocka_unit_test(test_collector_hostile_many_connections),
+        cmocka_unit_test(test_collector_hostile_sender_over_its_rate),
     };
     return cmocka_run_group_tests_name("collector_hostile", tests, setup, teardown);
 }

@@ -60,7 +60,8 @@ struct run {
     char run_id[16];
     const char *sector;
     const char *operator_spoof;
-    char **lines; /* --input */
+    const char *bind_ip; /* source address of the connections, or NULL */
+    char **lines;        /* --input */
     size_t nlines;
     FILE *ids;
     int64_t timeout_ms;
@@ -263,16 +264,36 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
+/* A non-blocking socket bound to r->bind_ip (tests tell senders apart by address), or -1. */
+static evutil_socket_t bound_socket(const struct run *r)
+{
+    struct sockaddr_storage src;
+    socklen_t len;
+    char addr[80], err[TM_ERR_LEN];
+    evutil_socket_t fd;
+
+    snprintf(addr, sizeof(addr), "%s:0", r->bind_ip);
+    if (tm_net_parse_addr(addr, &src, &len, err) != 0)
+        return -1;
+    fd = socket(src.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&src, len) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 static void conn_open(struct conn *c)
 {
     struct run *r = c->r;
+    evutil_socket_t fd = r->bind_ip != NULL ? bound_socket(r) : -1;
 
     if (r->tls != NULL) {
         SSL *ssl = SSL_new(r->tls);
-        c->bev = bufferevent_openssl_socket_new(r->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+        c->bev = bufferevent_openssl_socket_new(r->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                 BEV_OPT_CLOSE_ON_FREE);
     } else {
-        c->bev = bufferevent_socket_new(r->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        c->bev = bufferevent_socket_new(r->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
     bufferevent_setcb(c->bev, read_cb, NULL, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -343,20 +364,30 @@ static void usage(FILE *f)
     fprintf(f, "usage: tm-loadgen --target HOST:PORT [--connections N] [--events N]\n"
                "                  [--window N] [--size BYTES] [--level 0-9] [--pool K]\n"
                "                  [--input FILE] [--ids FILE] [--timeout SECONDS]\n"
-               "                  [--operator SPOOF] [--tls-cert F --tls-key F] [--tls-ca F]\n");
+               "                  [--operator SPOOF] [--tls-cert F --tls-key F] [--tls-ca F]\n"
+               "                  [--bind SOURCE_IP]\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"target", required_argument, NULL, 't'},   {"connections", required_argument, NULL, 'c'},
-        {"events", required_argument, NULL, 'n'},   {"window", required_argument, NULL, 'w'},
-        {"size", required_argument, NULL, 's'},     {"level", required_argument, NULL, 'z'},
-        {"pool", required_argument, NULL, 'p'},     {"input", required_argument, NULL, 'i'},
-        {"ids", required_argument, NULL, 'I'},      {"timeout", required_argument, NULL, 'T'},
-        {"operator", required_argument, NULL, 'o'}, {"tls-cert", required_argument, NULL, 'C'},
-        {"tls-key", required_argument, NULL, 'K'},  {"tls-ca", required_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"target", required_argument, NULL, 't'},
+        {"connections", required_argument, NULL, 'c'},
+        {"events", required_argument, NULL, 'n'},
+        {"window", required_argument, NULL, 'w'},
+        {"size", required_argument, NULL, 's'},
+        {"level", required_argument, NULL, 'z'},
+        {"pool", required_argument, NULL, 'p'},
+        {"input", required_argument, NULL, 'i'},
+        {"ids", required_argument, NULL, 'I'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"operator", required_argument, NULL, 'o'},
+        {"tls-cert", required_argument, NULL, 'C'},
+        {"bind", required_argument, NULL, 'B'},
+        {"tls-key", required_argument, NULL, 'K'},
+        {"tls-ca", required_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct run r = {0};
     const char *cert = NULL, *key = NULL, *ca = NULL, *ids = NULL;
@@ -412,6 +443,9 @@ int main(int argc, char **argv)
             break;
         case 'o':
             r.operator_spoof = optarg;
+            break;
+        case 'B':
+            r.bind_ip = optarg;
             break;
         case 'C':
             cert = optarg;
