@@ -4,12 +4,17 @@
 #   kcat -C            consuming the same topic to its end (the Kafka side alone)
 #   redis-benchmark    HINCRBY over a few keys, pipelined (-P 16; the Redis side alone)
 #   tm-aggregator      BENCH_EVENTS stamped events (default 120,000) over 6 partitions and
-#                      7 sectors, lz4-compressed; timed from start until every partition's
-#                      stored offset in Redis is at its end (so each counted event's effects
-#                      are committed in a MULTI/EXEC)
-# Prints events/s, Redis commands per event (INFO commandstats before/after, both the
-# commands the aggregator sent and every command Redis ran, script-internal calls
-# included), CPU seconds and peak RSS. tm-devkafka keeps about 5 MB of batches per
+#                      7 sectors, lz4-compressed; timed until every partition's stored
+#                      offset in Redis is at its end (so each counted event's effects are
+#                      committed in a MULTI/EXEC), from the moment the group assigned the
+#                      partitions (its /metrics show them) and, separately, from process
+#                      start: a new group member waits about 3 s for the group's first
+#                      rebalance (Kafka's group.initial.rebalance.delay.ms, which the mock
+#                      cluster copies), a one-off cost kcat -C, which joins no group, skips.
+# Prints events/s and their ratio to kcat's, Redis commands per event (INFO commandstats
+# before/after, both the commands the aggregator sent and every command Redis ran,
+# script-internal calls included), CPU seconds and peak RSS. The polling loops run one
+# client process per round, so they take little from the two cores being measured. tm-devkafka keeps about 5 MB of batches per
 # partition and drops older ones silently: the default volume is ~6.4 MB of JSON per
 # partition before lz4, well under the cap after it; kcat's message count (printed) shows
 # nothing was dropped, and the run fails unless Redis counted every event.
@@ -83,24 +88,32 @@ flush_events = ${BENCH_FLUSH_EVENTS:-5000}
 EOF2
 before_all=$(calls '')
 before_eval=$(calls '^eval')
+declare -A end
+for ((p = 0; p < parts; p++)); do
+  end[$p]=$(kcat -Q -b "$bootstrap" -t "tm.events.v1:$p:-1" 2>/dev/null | sed -n 's/.*offset \([0-9]*\).*/\1/p')
+done
+want=$(for ((p = 0; p < parts; p++)); do printf '%s ' "${end[$p]}"; done)
+# The stored next offsets of every partition, space-separated, in one round trip.
+stored() { rcli EVAL "local r = {} for p = 0, $((parts - 1)) do
+  r[#r + 1] = redis.call('HGET', KEYS[1] .. p, 'next') or '0' end
+  return table.concat(r, ' ') .. ' '" 1 tm:offset:bench:tm.events.v1:; }
 t0=$(now)
 "$build/tm-aggregator" -c "$tmp/agg.ini" --kafka "$bootstrap" --redis "127.0.0.1:$rport" \
   --group bench --admin 127.0.0.1:0 --log-level warn >"$tmp/agg.out" 2>"$tmp/agg.log" &
 apid=$!
 pids+=($apid)
-declare -A end
-for ((p = 0; p < parts; p++)); do
-  end[$p]=$(kcat -Q -b "$bootstrap" -t "tm.events.v1:$p:-1" 2>/dev/null | sed -n 's/.*offset \([0-9]*\).*/\1/p')
+for _ in $(seq 500); do grep -q '^listening admin ' "$tmp/agg.out" && break; sleep 0.01; done
+admin=$(sed -n 's/^listening admin //p' "$tmp/agg.out")
+ta=""
+for _ in $(seq 3000); do
+  n_parts=$(curl -s "http://$admin/metrics" | sed -n 's/^tm_aggregator_partitions \([0-9]*\).*/\1/p')
+  [ "${n_parts:-0}" -gt 0 ] && { ta=$(now); break; }
+  sleep 0.01
 done
 done_all=0
 for _ in $(seq 6000); do
-  done_all=1
-  for ((p = 0; p < parts; p++)); do
-    v=$(rcli HGET "tm:offset:bench:tm.events.v1:$p" next)
-    [ "${v:-0}" = "${end[$p]}" ] || { done_all=0; break; }
-  done
-  [ $done_all = 1 ] && break
-  sleep 0.05
+  [ "$(stored)" = "$want" ] && { done_all=1; break; }
+  sleep 0.02
 done
 t1=$(now)
 cpu=$(cpu_s "$apid")
@@ -109,9 +122,10 @@ after_all=$(calls '')
 after_eval=$(calls '^eval')
 applied=0
 for k in $(rcli --scan --pattern 'tm:n:1d:*'); do applied=$((applied + $(rcli HGET "$k" events))); done
-sent=$(curl -s "http://$(sed -n 's/^listening admin //p' "$tmp/agg.out")/metrics" |
+sent=$(curl -s "http://$admin/metrics" |
   sed -n 's/^tm_aggregator_redis_commands_total \([0-9]*\).*/\1/p')
-rate=$(echo "$n / ($t1 - $t0)" | bc -l)
+rate=$(echo "$n / ($t1 - ${ta:-$t0})" | bc -l)
+rate_all=$(echo "$n / ($t1 - $t0)" | bc -l)
 
 printf '\n%-34s %14s\n' "measure" "value"
 printf '%-34s %14.0f\n' "kcat -C events/s" "$kcat_rate"
@@ -119,11 +133,14 @@ printf '%-34s %14s\n' "  messages read by kcat" "$got"
 printf '%-34s %14.0f\n' "redis-benchmark HINCRBY -P16 ops/s" "${rb_rate:-0}"
 printf '%-34s %14.0f\n' "tm-aggregator events/s" "$rate"
 printf '%-34s %14.2f\n' "  ratio to kcat -C" "$(echo "$rate / $kcat_rate" | bc -l)"
+printf '%-34s %14.2f\n' "  seconds to the group's assignment" "$(echo "${ta:-$t1} - $t0" | bc -l)"
+printf '%-34s %14.0f\n' "  events/s, start included" "$rate_all"
+printf '%-34s %14.2f\n' "  ratio to kcat -C, start included" "$(echo "$rate_all / $kcat_rate" | bc -l)"
 printf '%-34s %14s\n' "  events counted in Redis" "$applied of $n"
 printf '%-34s %14.4f\n' "  commands sent per event" "$(echo "${sent:-0} / $n" | bc -l)"
 printf '%-34s %14.4f\n' "  EVAL calls per event" "$(echo "($after_eval - $before_eval) / $n" | bc -l)"
 printf '%-34s %14.4f\n' "  all commands per event (+ Lua)" "$(echo "($after_all - $before_all) / $n" | bc -l)"
-printf '%-34s %14.4f\n' "  redis ops/s vs redis-benchmark" "$(echo "(($after_all - $before_all) / ($t1 - $t0)) / ${rb_rate:-1}" | bc -l)"
+printf '%-34s %14.4f\n' "  redis ops/s vs redis-benchmark" "$(echo "(($after_all - $before_all) / ($t1 - ${ta:-$t0})) / ${rb_rate:-1}" | bc -l)"
 printf '%-34s %14s\n' "  cpu seconds" "$cpu"
 printf '%-34s %14s\n' "  peak rss MB" "$rss"
-[ "$done_all" = 1 ] && [ "$applied" = "$n" ]
+[ -n "$ta" ] && [ "$done_all" = 1 ] && [ "$applied" = "$n" ]
