@@ -83,6 +83,8 @@ $$(BUILD)/tests/unit/test_$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$(filter %/$(1).c,$
 $$(OBJ)/tests/unit/test_$(1).o: CPPFLAGS += $$(patsubst %/,-I%,$$(dir $$(filter %/$(1).c,$$(MODULE_SRCS))))
 endef
 $(foreach t,$(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS)),$(eval $(call unit_module,$(t))))
+# A module that calls its siblings: its unit test links them too.
+$(BUILD)/tests/unit/test_stats: $(OBJ)/aggregator/batch.o $(OBJ)/aggregator/window.o
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))

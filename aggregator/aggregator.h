@@ -18,9 +18,11 @@
  *
  * Data flow: Kafka message -> consumer (decode, watermark, window mask) -> pending list
  * -> at flush: redis_writer reads dedup membership and stored offsets under WATCH, stats
- * turns the survivors into a batch, redis_writer writes batch + offsets + watermarks +
- * dedup ids in one MULTI/EXEC. Everything runs on one thread (the main loop); librdkafka's
- * rebalance callback runs inside rd_kafka_consumer_poll on that same thread.
+ * turns the survivors into a batch, redis_writer sends batch + offsets + watermarks +
+ * dedup ids in one MULTI/EXEC; while Redis runs it the consumer takes in the next
+ * messages, and reads the transaction's outcome before the next flush. Everything runs on one
+ * thread (the main loop); librdkafka's rebalance callback runs inside rd_kafka_consumer_poll on
+ * that same thread.
  *
  * Ownership: struct aggregator owns the consumer, the writer, the pending list and the
  * partition table; a flush either applies the whole pending list or none of it.
@@ -162,6 +164,12 @@ size_t agg_batch_count(const struct agg_batch *b);
  */
 int agg_batch_put(struct agg_batch *b, char kind, const char *key, const char *member, int64_t v,
                   enum agg_op op);
+/*
+ * Adds (kind, key, member) -> v unless that entry exists. Returns 1 when it was added, 0
+ * when it existed (its value, unchanged, in *old when old is not NULL), -1 out of memory.
+ */
+int agg_batch_insert(struct agg_batch *b, char kind, const char *key, const char *member, int64_t v,
+                     int64_t *old);
 /* Looks an entry up. Returns 0 with *v, or -1 when absent. */
 int agg_batch_get(const struct agg_batch *b, char kind, const char *key, const char *member,
                   int64_t *v);
@@ -212,8 +220,21 @@ struct agg_heartbeat {
 
 /* ---- stats (stats.c) --------------------------------------------------------------- */
 
-/* Adds an accepted (not duplicate) event's increments to b. Returns 0 or -1 (memory). */
-int agg_stats_event(struct agg_batch *b, const struct agg_config *cfg, const struct agg_event *e);
+struct agg_stats;
+
+/*
+ * The increments of the accepted events of one flush: agg_stats_add files each event
+ * under its profiles (what one group of keys sees of it), agg_stats_emit expands every
+ * profile once into batch entries. Returns NULL on allocation failure.
+ */
+struct agg_stats *agg_stats_create(void);
+void agg_stats_destroy(struct agg_stats *s);
+/* Forgets every event added (keeps the memory). */
+void agg_stats_clear(struct agg_stats *s);
+/* Adds an accepted (not duplicate) event. Returns 0, or -1 out of memory (then clear s). */
+int agg_stats_add(struct agg_stats *s, const struct agg_event *e);
+/* Adds the increments of every event added since the last clear to b. Returns 0 or -1. */
+int agg_stats_emit(const struct agg_stats *s, struct agg_batch *b, const struct agg_config *cfg);
 /*
  * Decodes a tm.heartbeats message (docs/protocols.md, "Agent heartbeats"). Returns 0, or
  * -1 with the reason in err.
@@ -273,7 +294,7 @@ struct agg_flush {
     size_t nevents;
     struct agg_heartbeat *heartbeats;
     size_t nheartbeats;
-    struct agg_part *const *parts; /* dirty partitions: their offsets move in this flush */
+    const struct agg_part *const *parts; /* dirty partitions: their offsets move */
     size_t nparts;
     const char *group;
     const char *const *topics; /* indexed by enum agg_topic */
@@ -288,15 +309,26 @@ enum agg_flush_result {
 };
 
 /*
- * The exactly-once step (docs/aggregator.md): WATCH the partitions' offset keys, read
- * them and the dedup membership of every event id, check the stored offsets are the
- * ones this member last wrote (the fence), then MULTI, every increment, the dedup ids,
- * the new offsets and watermarks, PUBLISH, EXEC. On OK each part's stored_* equal its
- * pending_*. On CONFLICT or ERROR nothing of this flush is in Redis, or (a dropped
- * connection during EXEC) it is and the stored offsets say so: callers re-read them.
+ * The exactly-once step (docs/aggregator.md), first half: WATCH the partitions' offset
+ * keys, read them and the dedup membership of every event id, check the stored offsets
+ * are the ones this member last wrote (the fence: each part's stored_next), then send
+ * MULTI, every increment, the dedup ids, the parts' pending_next and pending_max_ts as
+ * the new offsets and watermarks, PUBLISH, EXEC, without waiting for the replies. b is
+ * scratch (cleared first); f's events are not referenced after the call returns.
+ * OK: the transaction is in flight, and agg_redis_flush_wait must be called before the
+ * connection is used again (agg_redis_flush and agg_redis_load_parts fail until then).
+ * CONFLICT: a fence failed before MULTI; nothing was sent. ERROR: the connection was
+ * dropped; nothing of this flush is in Redis.
  */
 enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_config *cfg,
                                       struct agg_batch *b, struct agg_flush *f, char *err);
+/*
+ * Second half: reads the replies of the flush in flight (OK when there is none). OK: it
+ * was applied whole. CONFLICT: EXEC returned nil (a watched offset key changed): nothing
+ * was applied. ERROR: the connection was dropped, and the flush may or may not have been
+ * applied; the stored offsets say which (they were part of it): callers re-read them.
+ */
+enum agg_flush_result agg_redis_flush_wait(struct agg_redis *r, char *err);
 
 /* ---- consumer (consumer.c) --------------------------------------------------------- */
 

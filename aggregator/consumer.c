@@ -9,12 +9,18 @@
  * message in partition order, so the decision for an event depends only on the partition's
  * history since the stored offset and watermark.
  *
+ * Flushes: when flush_events messages are pending, the oldest is flush_interval old, or a
+ * poll brings nothing (the input went quiet). A flush's transaction is sent and its
+ * outcome read only before the connection is needed again (the next flush, a rebalance,
+ * exit, a quiet poll), so Redis runs it while the next messages are taken in.
+ *
  * Invariants: a partition's stored_* mirror Redis as this member last read or wrote them;
  * pending data is either flushed whole or dropped whole, and whenever pending data is
  * dropped every partition it came from is re-read from Redis and seeked back (resync), so
- * nothing is skipped. While Redis is unreachable every partition is paused and marked for
- * resync; the loop retries with backoff (100 ms doubling to 5 s) and resumes from the
- * stored offsets.
+ * nothing is skipped; a flush in flight that fails drops what was taken in on top of it
+ * and re-reads every partition. While Redis is unreachable every partition is paused and
+ * marked for resync; the loop retries with backoff (100 ms doubling to 5 s) and resumes
+ * from the stored offsets.
  */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -29,12 +35,26 @@
 #define BACKOFF_MAX_MS 5000
 #define SEEK_TIMEOUT_MS 5000
 
+/* What a flush in flight moves, applied to the partitions once its EXEC succeeded. */
+struct flight {
+    bool active;
+    int64_t t0;
+    size_t applied, duplicates, late, heartbeats;
+    struct {
+        enum agg_topic topic;
+        int32_t partition;
+        int64_t next, max_ts;
+    } * parts;
+    size_t nparts, cap;
+};
+
 struct agg_consumer {
     const struct agg_config *cfg;
     struct agg_redis *r;
     struct agg_metrics *m;
     rd_kafka_t *rk;
     const char *topics[AGG_TOPIC_COUNT];
+    rd_kafka_topic_t *rkt[AGG_TOPIC_COUNT]; /* held so their metadata is known early */
     struct agg_part *parts[AGG_TOPIC_COUNT][AGG_MAX_PARTITIONS];
     size_t nparts;
 
@@ -46,6 +66,8 @@ struct agg_consumer {
     int64_t first_pending_ms;
     struct agg_batch *batch;
     uint64_t commands_seen;
+
+    struct flight flight; /* the flush whose MULTI/EXEC Redis is running */
 
     bool redis_down;
     int64_t retry_at_ms, backoff_ms;
@@ -98,6 +120,11 @@ static void enter_redis_down(struct agg_consumer *c, const char *why)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
 
+    if (c->flight.active) {
+        /* its outcome is re-read from the stored offsets with everything else */
+        c->flight.active = false;
+        agg_redis_disconnect(c->r);
+    }
     drop_pending(c);
     for (int t = 0; t < AGG_TOPIC_COUNT; t++)
         for (int p = 0; p < AGG_MAX_PARTITIONS; p++)
@@ -152,7 +179,101 @@ static int resync(struct agg_consumer *c, struct agg_part **parts, size_t n)
     return 0;
 }
 
-/* Flushes the pending list. Returns 0 when it was applied (or empty), -1 otherwise. */
+static int resync_all(struct agg_consumer *c)
+{
+    struct agg_part **all = malloc((c->nparts + 1) * sizeof(*all));
+    int rc;
+
+    if (all == NULL) {
+        enter_redis_down(c, "out of memory");
+        return -1;
+    }
+    rc = resync(c, all, collect(c, all, false));
+    free(all);
+    return rc;
+}
+
+/*
+ * Reads the outcome of the flush in flight, if any. OK: the partitions it moved now have
+ * their new stored offsets. Otherwise what is pending (taken in on top of the flush) is
+ * dropped and every partition re-read. Returns 0 (applied, or nothing in flight) or -1.
+ */
+static int complete(struct agg_consumer *c)
+{
+    struct flight *fl = &c->flight;
+    char err[TM_ERR_LEN] = "";
+    enum agg_flush_result res;
+
+    if (!fl->active)
+        return 0;
+    fl->active = false;
+    res = agg_redis_flush_wait(c->r, err);
+    if (res == AGG_FLUSH_OK) {
+        for (size_t i = 0; i < fl->nparts; i++) {
+            struct agg_part *p = c->parts[fl->parts[i].topic][fl->parts[i].partition];
+            if (p == NULL)
+                continue;
+            p->stored_next = fl->parts[i].next;
+            p->stored_max_ts = fl->parts[i].max_ts;
+        }
+        tm_counter_inc(c->m->flushes);
+        tm_counter_add(c->m->applied, fl->applied);
+        tm_counter_add(c->m->duplicates, fl->duplicates);
+        tm_counter_add(c->m->late, fl->late);
+        tm_counter_add(c->m->heartbeats, fl->heartbeats);
+        tm_histogram_observe(c->m->flush_seconds, (double)(tm_time_mono_ms() - fl->t0) / 1000.0);
+        tm_log_debug("flush: %zu events applied, %zu duplicates, %zu heartbeats, %zu partitions",
+                     fl->applied, fl->duplicates, fl->heartbeats, fl->nparts);
+        return 0;
+    }
+    drop_pending(c);
+    if (res == AGG_FLUSH_CONFLICT) {
+        tm_counter_inc(c->m->conflicts);
+        resync_all(c);
+    } else {
+        tm_counter_inc(c->m->flush_errors);
+        enter_redis_down(c, err[0] != '\0' ? err : "redis: flush failed");
+    }
+    return -1;
+}
+
+/* Remembers what the flush just sent moves, for complete(). */
+static int record_flight(struct agg_consumer *c, struct agg_part *const *dirty, size_t n,
+                         const struct agg_flush *f, int64_t t0)
+{
+    struct flight *fl = &c->flight;
+
+    if (n > fl->cap) {
+        void *v = realloc(fl->parts, n * sizeof(*fl->parts));
+        if (v == NULL)
+            return -1;
+        fl->parts = v;
+        fl->cap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        fl->parts[i].topic = dirty[i]->topic;
+        fl->parts[i].partition = dirty[i]->partition;
+        fl->parts[i].next = dirty[i]->pending_next;
+        fl->parts[i].max_ts = dirty[i]->pending_max_ts;
+        dirty[i]->dirty = false;
+    }
+    fl->nparts = n;
+    fl->applied = f->applied;
+    fl->duplicates = f->duplicates;
+    fl->heartbeats = c->nhbs;
+    fl->late = 0;
+    for (size_t i = 0; i < c->nevents; i++)
+        fl->late += c->events[i].late;
+    fl->t0 = t0;
+    fl->active = true;
+    return 0;
+}
+
+/*
+ * Sends the pending list as one transaction, after reading the outcome of the previous
+ * one: Redis runs it while the loop takes in the next messages. Returns 0 when it was
+ * sent (or nothing was pending), -1 otherwise (pending data dropped, partitions re-read).
+ */
 static int flush(struct agg_consumer *c)
 {
     struct agg_part **dirty = NULL;
@@ -163,6 +284,8 @@ static int flush(struct agg_consumer *c)
     size_t n;
     uint64_t cmds;
 
+    if (complete(c) != 0)
+        return -1;
     if (c->pending_msgs == 0 || c->redis_down)
         return c->pending_msgs == 0 ? 0 : -1;
     dirty = malloc((c->nparts + 1) * sizeof(*dirty));
@@ -176,7 +299,7 @@ static int flush(struct agg_consumer *c)
     f.nevents = c->nevents;
     f.heartbeats = c->hbs;
     f.nheartbeats = c->nhbs;
-    f.parts = dirty;
+    f.parts = (const struct agg_part *const *)dirty;
     f.nparts = n;
     f.group = c->cfg->group;
     f.topics = c->topics;
@@ -184,32 +307,29 @@ static int flush(struct agg_consumer *c)
     cmds = agg_redis_commands(c->r);
     tm_counter_add(c->m->redis_commands, cmds - c->commands_seen);
     c->commands_seen = cmds;
-    if (res == AGG_FLUSH_OK) {
-        size_t late = 0;
-        for (size_t i = 0; i < c->nevents; i++)
-            late += c->events[i].late;
-        tm_counter_inc(c->m->flushes);
-        tm_counter_add(c->m->applied, f.applied);
-        tm_counter_add(c->m->duplicates, f.duplicates);
-        tm_counter_add(c->m->late, late);
-        tm_counter_add(c->m->heartbeats, c->nhbs);
-        tm_histogram_observe(c->m->flush_seconds, (double)(tm_time_mono_ms() - t0) / 1000.0);
-        tm_log_debug("flush: %zu events applied, %zu duplicates, %zu heartbeats, %zu partitions",
-                     f.applied, f.duplicates, c->nhbs, n);
-        drop_pending(c);
-        free(dirty);
-        return 0;
+    if (res == AGG_FLUSH_OK && record_flight(c, dirty, n, &f, t0) != 0) {
+        agg_redis_disconnect(c->r); /* its outcome cannot be followed: re-read it */
+        res = AGG_FLUSH_ERROR;
+        tm_err(err, "out of memory");
     }
     drop_pending(c);
     if (res == AGG_FLUSH_CONFLICT) {
         tm_counter_inc(c->m->conflicts);
         resync(c, dirty, n);
-    } else {
+    } else if (res == AGG_FLUSH_ERROR) {
         tm_counter_inc(c->m->flush_errors);
         enter_redis_down(c, err[0] != '\0' ? err : "redis: flush failed");
     }
     free(dirty);
-    return -1;
+    return res == AGG_FLUSH_OK ? 0 : -1;
+}
+
+/* Flushes and waits for the outcome (before partitions go, and on exit). */
+static int flush_sync(struct agg_consumer *c)
+{
+    if (flush(c) != 0)
+        return -1;
+    return complete(c);
 }
 
 static struct agg_event *next_event(struct agg_consumer *c)
@@ -351,6 +471,7 @@ static void assign(struct agg_consumer *c, rd_kafka_topic_partition_list_t *list
         tm_log_error("out of memory on assignment");
         abort(); /* cannot keep the group's state consistent */
     }
+    complete(c); /* the connection is needed for the stored offsets */
     for (int i = 0; i < list->cnt; i++) {
         int t = topic_kind(c, list->elems[i].topic);
         int32_t pn = list->elems[i].partition;
@@ -398,7 +519,7 @@ static void revoke(struct agg_consumer *c, rd_kafka_topic_partition_list_t *list
     rd_kafka_error_t *e;
 
     /* Whatever is pending (lost or not: the fence refuses stale writes) goes out first. */
-    flush(c);
+    flush_sync(c);
     if (c->pending_msgs > 0)
         drop_pending(c);
     for (int i = 0; i < list->cnt; i++) {
@@ -447,6 +568,8 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         tm_log_error("kafka: %s: %s", fac, buf);
     else if (level <= 5)
         tm_log_info("kafka: %s: %s", fac, buf);
+    else
+        tm_log_debug("kafka: %s: %s", fac, buf); /* [kafka.librdkafka] debug = ... */
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err)
@@ -492,7 +615,15 @@ struct agg_consumer *agg_consumer_create(const struct agg_config *cfg, struct ag
         conf_set(conf, "auto.offset.reset", "earliest", err) != 0 ||
         conf_set(conf, "session.timeout.ms", num, err) != 0 ||
         conf_set(conf, "heartbeat.interval.ms", hb, err) != 0 ||
-        conf_set(conf, "log.connection.close", "false", err) != 0)
+        conf_set(conf, "log.connection.close", "false", err) != 0 ||
+        /* A fetch that finds no data is held this long by the broker, and holds up the
+         * connection's other requests: 500 ms (the default) stalls a start or a catch-up. */
+        conf_set(conf, "fetch.wait.max.ms", "100", err) != 0 ||
+        /* Every partition feeds the one consumer queue, and librdkafka compares that
+         * queue's length with this per-partition threshold: at the default (100,000) a
+         * catch-up stops fetching for up to a second each time the queue fills. The byte
+         * cap, queued.max.messages.kbytes (64 MB), still bounds the memory. */
+        conf_set(conf, "queued.min.messages", "1000000", err) != 0)
         goto fail;
     for (int i = 0; i < cfg->kafka_extra_count; i++) {
         char key[256];
@@ -525,6 +656,13 @@ struct agg_consumer *agg_consumer_create(const struct agg_config *cfg, struct ag
         tm_err(err, "kafka subscribe: %s", rd_kafka_err2str(kerr));
         goto fail;
     }
+    /*
+     * Topic handles made now have their partition leaders by the time the group assigns
+     * them (seconds later); made by the assignment itself, the partitions that start from
+     * the beginning race their leader lookup and retry their offset query 500 ms later.
+     */
+    for (int t = 0; t < AGG_TOPIC_COUNT; t++)
+        c->rkt[t] = rd_kafka_topic_new(c->rk, c->topics[t], NULL);
     tm_gauge_set(m->redis_up, 1);
     return c;
 fail:
@@ -539,9 +677,7 @@ fail:
 
 static void retry_redis(struct agg_consumer *c)
 {
-    struct agg_part **all;
     char err[TM_ERR_LEN];
-    size_t n;
 
     if (tm_time_mono_ms() < c->retry_at_ms)
         return;
@@ -551,26 +687,23 @@ static void retry_redis(struct agg_consumer *c)
         tm_log_debug("%s; retrying in %lld ms", err, (long long)c->backoff_ms);
         return;
     }
-    all = malloc((c->nparts + 1) * sizeof(*all));
-    if (all == NULL)
-        return;
-    n = collect(c, all, false);
     c->redis_down = false;
     c->backoff_ms = 0;
     tm_gauge_set(c->m->redis_up, 1);
-    tm_log_info("redis answers again: re-reading %zu partition offsets", n);
-    resync(c, all, n);
-    free(all);
+    tm_log_info("redis answers again: re-reading %zu partition offsets", c->nparts);
+    resync_all(c);
 }
 
 int agg_consumer_run_once(struct agg_consumer *c, int timeout_ms)
 {
     rd_kafka_message_t *msg;
     int64_t now;
+    bool quiet;
 
     if (c->redis_down)
         retry_redis(c);
     msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
+    quiet = msg == NULL; /* nothing arrived for a whole poll interval */
     while (msg != NULL) {
         take(c, msg);
         rd_kafka_message_destroy(msg);
@@ -579,9 +712,11 @@ int agg_consumer_run_once(struct agg_consumer *c, int timeout_ms)
         msg = rd_kafka_consumer_poll(c->rk, 0);
     }
     now = tm_time_mono_ms();
-    if (c->pending_msgs > 0 && (c->pending_msgs >= (size_t)c->cfg->flush_events ||
+    if (c->pending_msgs > 0 && (quiet || c->pending_msgs >= (size_t)c->cfg->flush_events ||
                                 now - c->first_pending_ms >= c->cfg->flush_interval_ms))
         flush(c);
+    else if (c->pending_msgs == 0)
+        complete(c); /* idle: no reason to leave the outcome unread */
     return 0;
 }
 
@@ -596,10 +731,13 @@ void agg_consumer_destroy(struct agg_consumer *c)
 
     if (c == NULL)
         return;
-    flush(c);
+    flush_sync(c);
     err = rd_kafka_consumer_close(c->rk);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         tm_log_warn("kafka: closing the consumer: %s", rd_kafka_err2str(err));
+    for (int t = 0; t < AGG_TOPIC_COUNT; t++)
+        if (c->rkt[t] != NULL)
+            rd_kafka_topic_destroy(c->rkt[t]);
     rd_kafka_destroy(c->rk);
     drop_pending(c);
     for (int t = 0; t < AGG_TOPIC_COUNT; t++)
@@ -607,6 +745,7 @@ void agg_consumer_destroy(struct agg_consumer *c)
             free(c->parts[t][p]);
     free(c->events);
     free(c->hbs);
+    free(c->flight.parts);
     agg_batch_destroy(c->batch);
     free(c);
 }

@@ -3,12 +3,15 @@
  * consumer thread) and the flush transaction that makes results exactly-once.
  *
  * A flush is two round trips:
- *   1. WATCH every offset key the flush moves; HMGET those keys (the fence); SMISMEMBER
+ *   1. WATCH every offset key the flush moves; HGET those keys (the fence); SMISMEMBER
  *      each dedup bucket with the batch's event ids.
  *   2. MULTI; window hashes, sets, sorted sets (one EVAL or command per key); rolling
  *      figures, trend and risk (one EVAL per sector touched and one national); SADD of the
  *      new ids to their dedup buckets; agent state; the feed (one EVAL); HSET of every
  *      partition's next offset and greatest event time; PUBLISH tm:updates; EXEC.
+ *      agg_redis_flush sends it and returns; agg_redis_flush_wait reads its replies, so
+ *      the caller takes in the next messages while Redis runs the transaction. Nothing
+ *      else uses the connection in between (the writer refuses to).
  * If a stored offset is not the one this member last wrote, someone else owns or owned
  * the partition since: the flush stops (CONFLICT) before MULTI. If a watched key changes
  * between the reads and EXEC, EXEC returns nil and nothing is applied (CONFLICT). A
@@ -61,14 +64,15 @@ static const char seq_script[] =
     "redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
     "return 0\n";
 
+/* One XADD per entry, arguments spelled out: a table per entry and unpack() cost a third more. */
 #define FEED_FIELDS 10
 static const char feed_script[] =
-    "local f = {'id', 'ts', 'sector', 'operator', 'region', 'category', 'severity',\n"
-    "           'technique', 'src', 'summary'}\n"
+    "local key, n = KEYS[1], ARGV[1]\n"
     "for i = 2, #ARGV, 10 do\n"
-    "  local a = {KEYS[1], 'MAXLEN', '~', ARGV[1], '*'}\n"
-    "  for j = 1, 10 do a[#a + 1] = f[j]; a[#a + 1] = ARGV[i + j - 1] end\n"
-    "  redis.call('XADD', unpack(a))\n"
+    "  redis.call('XADD', key, 'MAXLEN', '~', n, '*', 'id', ARGV[i], 'ts', ARGV[i + 1],\n"
+    "             'sector', ARGV[i + 2], 'operator', ARGV[i + 3], 'region', ARGV[i + 4],\n"
+    "             'category', ARGV[i + 5], 'severity', ARGV[i + 6], 'technique', ARGV[i + 7],\n"
+    "             'src', ARGV[i + 8], 'summary', ARGV[i + 9])\n"
     "end\n"
     "return 0\n";
 
@@ -77,6 +81,11 @@ struct agg_redis {
     redisContext *c;
     uint64_t commands;
     size_t pending; /* replies owed by the server */
+    bool in_flight; /* a flush's MULTI ... EXEC was sent; its replies are owed */
+    /* scratch of the flush, kept for the next one */
+    struct agg_batch *seen; /* event ids and agents of the flush */
+    struct agg_batch *roll; /* the rolling figures' anchor per sector */
+    struct agg_stats *stats;
 };
 
 /* A growable argv for redisAppendCommandArgv; formatted arguments are owned. */
@@ -200,6 +209,7 @@ void agg_redis_disconnect(struct agg_redis *r)
         redisFree(r->c);
     r->c = NULL;
     r->pending = 0;
+    r->in_flight = false;
 }
 
 void agg_redis_destroy(struct agg_redis *r)
@@ -207,6 +217,9 @@ void agg_redis_destroy(struct agg_redis *r)
     if (r == NULL)
         return;
     agg_redis_disconnect(r);
+    agg_batch_destroy(r->seen);
+    agg_batch_destroy(r->roll);
+    agg_stats_destroy(r->stats);
     free(r);
 }
 
@@ -314,6 +327,8 @@ int agg_redis_load_parts(struct agg_redis *r, const char *group, const char *con
     int rc = -1;
     size_t i;
 
+    if (r->in_flight)
+        return tm_err(err, "redis: a flush is still in flight");
     if (agg_redis_connect(r, err) != 0)
         return -1;
     for (i = 0; i < n; i++) {
@@ -479,7 +494,7 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     struct bucket_ref *refs = NULL;
     bool *dup = NULL;
     struct agent_ref *agents = NULL;
-    struct agg_batch *seen = NULL, *roll = NULL;
+    struct agg_batch *seen, *roll;
     size_t nagents = 0, nbuckets = 0, feed = 0;
     char key[KEY_MAX];
     enum agg_flush_result res = AGG_FLUSH_ERROR;
@@ -488,18 +503,30 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     size_t i, j;
 
     f->applied = f->duplicates = 0;
+    if (r->in_flight) {
+        tm_err(err, "redis: a flush is still in flight");
+        return AGG_FLUSH_ERROR;
+    }
     if (agg_redis_connect(r, err) != 0)
         return AGG_FLUSH_ERROR;
-    agg_batch_clear(b);
+    if (r->seen == NULL)
+        r->seen = agg_batch_create();
+    if (r->roll == NULL)
+        r->roll = agg_batch_create();
+    if (r->stats == NULL)
+        r->stats = agg_stats_create();
+    seen = r->seen;
+    roll = r->roll;
     refs = calloc(f->nevents + 1, sizeof(*refs));
     dup = calloc(f->nevents + 1, sizeof(*dup));
-    agents = calloc(f->nevents + 1, sizeof(*agents));
-    seen = agg_batch_create();
-    roll = agg_batch_create();
-    if (refs == NULL || dup == NULL || agents == NULL || seen == NULL || roll == NULL) {
+    if (refs == NULL || dup == NULL || seen == NULL || roll == NULL || r->stats == NULL) {
         tm_err(err, "out of memory");
         goto out;
     }
+    agg_batch_clear(b);
+    agg_batch_clear(seen);
+    agg_batch_clear(roll);
+    agg_stats_clear(r->stats);
 
     /* Round trip 1: WATCH, fence reads, dedup membership. */
     args_add(a, "WATCH");
@@ -544,13 +571,24 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
         if (e->seq < 0 || e->agent[0] == '\0' ||
             agent_key(ak, sizeof(ak), e->operator_id, e->agent) != 0)
             continue;
-        if (agg_batch_get(seen, 'A', ak, "", &slot) == 0)
-            continue;
-        if (agg_batch_put(seen, 'A', ak, "", (int64_t)nagents, AGG_OP_SUM) != 0)
+        switch (agg_batch_insert(seen, 'A', ak, "", (int64_t)nagents, &slot)) {
+        case 0:
+            continue; /* seen before */
+        case 1:
+            break;
+        default:
             goto oom;
+        }
+        if (nagents % 64 == 0) {
+            struct agent_ref *v = realloc(agents, (nagents + 64) * sizeof(*v));
+            if (v == NULL)
+                goto oom;
+            agents = v;
+        }
         tm_strlcpy(agents[nagents].key, ak, sizeof(agents[nagents].key));
         agents[nagents].min = INT64_MAX;
         agents[nagents].max = -1;
+        agents[nagents].n = 0;
         nagents++;
     }
 
@@ -598,15 +636,15 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
 
     /* Duplicates: already in Redis, or an earlier copy in this very batch. */
     for (i = 0; i < f->nevents; i++) {
-        int64_t v;
-        if (!dup[i] && agg_batch_get(seen, 'I', f->events[i].id, "", &v) == 0)
+        int added = dup[i] ? 0 : agg_batch_insert(seen, 'I', f->events[i].id, "", 1, NULL);
+        if (added < 0)
+            goto oom;
+        if (added == 0) {
             dup[i] = true;
-        if (dup[i]) {
             f->duplicates++;
             continue;
         }
-        if (agg_batch_put(seen, 'I', f->events[i].id, "", 1, AGG_OP_SUM) != 0 ||
-            agg_stats_event(b, cfg, &f->events[i]) != 0)
+        if (agg_stats_add(r->stats, &f->events[i]) != 0)
             goto oom;
         f->applied++;
         if (f->events[i].windows & AGG_WIN_1H) {
@@ -632,6 +670,8 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     }
 
     /* Round trip 2: MULTI ... EXEC. */
+    if (agg_stats_emit(r->stats, b, cfg) != 0)
+        goto oom;
     args_add(a, "MULTI");
     if (args_send(r, a) != 0 || agg_batch_emit(b, emit_cb, &x) != 0 ||
         agg_batch_emit(roll, trend_cb, &x) != 0)
@@ -782,35 +822,13 @@ enum agg_flush_result agg_redis_flush(struct agg_redis *r, const struct agg_conf
     args_add(a, "EXEC");
     if (args_send(r, a) != 0)
         goto oom;
-
-    /* Replies: OK to MULTI, QUEUED to each command, then EXEC's. */
-    while (r->pending > 1) {
-        if ((rep = next_reply(r, err)) == NULL)
+    /* Out on the wire now; the replies are read by agg_redis_flush_wait. */
+    for (int done = 0; !done;)
+        if (redisBufferWrite(r->c, &done) != REDIS_OK) {
+            tm_err(err, "redis: %s", r->c->errstr[0] != '\0' ? r->c->errstr : "write failed");
             goto out;
-        if (rep->type == REDIS_REPLY_ERROR)
-            tm_log_error("redis: command refused inside MULTI: %s", rep->str);
-        freeReplyObject(rep);
-        rep = NULL;
-    }
-    if ((rep = next_reply(r, err)) == NULL)
-        goto out;
-    if (rep->type == REDIS_REPLY_NIL) {
-        tm_log_warn("redis: a partition's offset changed during the flush; re-reading");
-        res = AGG_FLUSH_CONFLICT;
-        goto out;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY) {
-        tm_err(err, "redis: EXEC failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
-        goto out;
-    }
-    for (i = 0; i < rep->elements; i++)
-        if (rep->element[i]->type == REDIS_REPLY_ERROR)
-            tm_log_error("redis: command %zu of the flush failed: %s", i, rep->element[i]->str);
-    for (i = 0; i < f->nparts; i++) {
-        f->parts[i]->stored_next = f->parts[i]->pending_next;
-        f->parts[i]->stored_max_ts = f->parts[i]->pending_max_ts;
-        f->parts[i]->dirty = false;
-    }
+        }
+    r->in_flight = true;
     res = AGG_FLUSH_OK;
     goto out;
 oom:
@@ -822,10 +840,42 @@ out:
     if (res == AGG_FLUSH_ERROR && r->c != NULL && r->pending > 0)
         agg_redis_disconnect(r);
     args_free(a);
-    agg_batch_destroy(roll);
-    agg_batch_destroy(seen);
     free(agents);
     free(dup);
     free(refs);
+    return res;
+}
+
+enum agg_flush_result agg_redis_flush_wait(struct agg_redis *r, char *err)
+{
+    enum agg_flush_result res = AGG_FLUSH_ERROR;
+    redisReply *rep = NULL;
+
+    if (!r->in_flight)
+        return AGG_FLUSH_OK;
+    r->in_flight = false;
+    /* Replies: OK to MULTI, QUEUED to each command, then EXEC's. */
+    while (r->pending > 1) {
+        if ((rep = next_reply(r, err)) == NULL)
+            return AGG_FLUSH_ERROR;
+        if (rep->type == REDIS_REPLY_ERROR)
+            tm_log_error("redis: command refused inside MULTI: %s", rep->str);
+        freeReplyObject(rep);
+    }
+    if ((rep = next_reply(r, err)) == NULL)
+        return AGG_FLUSH_ERROR;
+    if (rep->type == REDIS_REPLY_NIL) {
+        tm_log_warn("redis: a partition's offset changed during the flush; re-reading");
+        res = AGG_FLUSH_CONFLICT;
+    } else if (rep->type != REDIS_REPLY_ARRAY) {
+        tm_err(err, "redis: EXEC failed: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+        agg_redis_disconnect(r);
+    } else {
+        for (size_t i = 0; i < rep->elements; i++)
+            if (rep->element[i]->type == REDIS_REPLY_ERROR)
+                tm_log_error("redis: command %zu of the flush failed: %s", i, rep->element[i]->str);
+        res = AGG_FLUSH_OK;
+    }
+    freeReplyObject(rep);
     return res;
 }

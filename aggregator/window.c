@@ -11,10 +11,10 @@
  * Everything here is a function of the event and of the partition's history only, so
  * replaying a partition from a stored offset and watermark gives the same decisions.
  */
-#include <stdio.h>
-#include <time.h>
+#include <string.h>
 
 #include "aggregator.h"
+#include "tm/tm_time.h"
 
 #define MINUTE_MS 60000LL
 #define HOUR_MS 3600000LL
@@ -44,28 +44,23 @@ int64_t agg_window_start(int64_t ts, enum agg_res r)
     return floor_div(ts, res_len[r]) * res_len[r];
 }
 
+/* Built from tm_time_format's digits (no gmtime_r: this runs for every event). */
 int agg_window_label(int64_t ts, enum agg_res r, char *out, size_t outlen)
 {
-    time_t secs = (time_t)floor_div(ts, 1000);
-    struct tm tm;
-    int n;
+    static const size_t len[AGG_RES_COUNT] = {12, 10, 8};
+    char t[TM_TIME_LEN], l[AGG_LABEL_LEN];
 
-    if (gmtime_r(&secs, &tm) == NULL || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+    if (tm_time_format(ts, t, sizeof(t)) != 0 || outlen <= len[r])
         return -1;
-    switch (r) {
-    case AGG_1M:
-        n = snprintf(out, outlen, "%04d%02d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min);
-        break;
-    case AGG_1H:
-        n = snprintf(out, outlen, "%04d%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour);
-        break;
-    default:
-        n = snprintf(out, outlen, "%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-        break;
-    }
-    return n < 0 || (size_t)n >= outlen ? -1 : 0;
+    /* "YYYY-MM-DDTHH:MM:..." -> "YYYYMMDDHHMM", cut to the resolution */
+    memcpy(l, t, 4);
+    memcpy(l + 4, t + 5, 2);
+    memcpy(l + 6, t + 8, 2);
+    memcpy(l + 8, t + 11, 2);
+    memcpy(l + 10, t + 14, 2);
+    memcpy(out, l, len[r]);
+    out[len[r]] = '\0';
+    return 0;
 }
 
 int agg_hour_label(int64_t ts, char *out, size_t outlen)

@@ -1,6 +1,7 @@
 /*
  * test_batch.c - the in-memory increments of one aggregator flush (aggregator/batch.c):
- * sums, min/max, growth past the initial table, and grouped, sorted emission.
+ * sums, min/max, insert-if-absent, long names, growth past the initial table, clearing,
+ * and grouped, sorted emission.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -74,6 +75,38 @@ static void test_batch_sum_min_max_and_groups(void **state)
     agg_batch_destroy(b);
 }
 
+static void test_batch_insert_keeps_the_first(void **state)
+{
+    struct agg_batch *b = agg_batch_create();
+    int64_t v = 0;
+    char member[600];
+
+    (void)state;
+    assert_non_null(b);
+    assert_int_equal(agg_batch_insert(b, 'I', "EV1", "", 7, &v), 1);
+    assert_int_equal(agg_batch_insert(b, 'I', "EV1", "", 9, &v), 0);
+    assert_int_equal(v, 7);
+    assert_int_equal(agg_batch_insert(b, 'I', "EV1", "", 9, NULL), 0);
+    assert_int_equal(agg_batch_get(b, 'I', "EV1", "", &v), 0);
+    assert_int_equal(v, 7);
+    /* Another kind is another entry. */
+    assert_int_equal(agg_batch_insert(b, 'A', "EV1", "", 1, NULL), 1);
+    /* A name longer than the stack buffer still works (built on the heap). */
+    memset(member, 'x', sizeof(member) - 1);
+    member[sizeof(member) - 1] = '\0';
+    assert_int_equal(agg_batch_put(b, 'H', "k", member, 2, AGG_OP_SUM), 0);
+    assert_int_equal(agg_batch_put(b, 'H', "k", member, 3, AGG_OP_SUM), 0);
+    assert_int_equal(agg_batch_get(b, 'H', "k", member, &v), 0);
+    assert_int_equal(v, 5);
+    assert_int_equal(agg_batch_count(b), 3);
+    /* Cleared, nothing is found; the memory is reused. */
+    agg_batch_clear(b);
+    assert_int_equal(agg_batch_get(b, 'I', "EV1", "", &v), -1);
+    assert_int_equal(agg_batch_insert(b, 'I', "EV1", "", 4, NULL), 1);
+    assert_int_equal(agg_batch_count(b), 1);
+    agg_batch_destroy(b);
+}
+
 static int sum_cb(void *arg, const struct agg_group *g)
 {
     struct seen *s = arg;
@@ -109,6 +142,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_sum_min_max_and_groups),
+        cmocka_unit_test(test_batch_insert_keeps_the_first),
         cmocka_unit_test(test_batch_grows),
     };
 
