@@ -29,6 +29,7 @@
 #define POLL_INTERVAL_MS 100
 
 struct kafka_sink {
+    struct event_base *base;
     rd_kafka_t *rk;
     rd_kafka_topic_t *topics[KAFKA_TOPIC_COUNT];
     rd_kafka_queue_t *mainq;
@@ -66,6 +67,18 @@ static void update_pressure(struct kafka_sink *s)
     }
 }
 
+/*
+ * The loop's cached time in ms: delivery reports and produce calls run in the worker's
+ * loop, where libevent has the time of this iteration (no clock call per event).
+ */
+static int64_t loop_ms(const struct kafka_sink *s)
+{
+    struct timeval tv;
+
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct kafka_sink *s = opaque;
@@ -79,7 +92,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                     rd_kafka_err2str(m->err));
     } else {
         s->brokers_down = false;
-        tm_histogram_observe(s->latency, (double)(tm_time_mono_ms() - t->queued_ms) / 1000.0);
+        int64_t waited = loop_ms(s) - t->queued_ms; /* wall clock: a step back reads 0 */
+        tm_histogram_observe(s->latency, (double)(waited > 0 ? waited : 0) / 1000.0);
     }
     t->done_cb(t, (int)m->err);
 }
@@ -186,6 +200,7 @@ struct kafka_sink *kafka_sink_create(struct event_base *base, const struct kafka
     if (s == NULL)
         goto fail;
     s->pipe_fd[0] = s->pipe_fd[1] = -1;
+    s->base = base;
     s->high_water = cfg->high_water;
     s->low_water = cfg->low_water;
     s->pressure_cb = pressure_cb;
@@ -279,7 +294,7 @@ int kafka_sink_produce(struct kafka_sink *s, enum kafka_topic topic, const char 
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t e;
 
-    t->queued_ms = tm_time_mono_ms();
+    t->queued_ms = loop_ms(s);
     if (n > 0) {
         hdrs = rd_kafka_headers_new(n);
         for (size_t i = 0; i < n; i++)

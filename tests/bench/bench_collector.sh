@@ -117,7 +117,7 @@ pids+=($cpid)
 for _ in $(seq 100); do grep -q '^listening admin' "$tmp/collector.out" 2>/dev/null && break; sleep 0.1; done
 lj=$(sed -n 's/^listening lumberjack //p' "$tmp/collector.out")
 if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-  perf record -F 999 -p "$cpid" -o "$tmp/perf.data" >/dev/null 2>&1 &
+  perf record ${BENCH_PERF_ARGS:-} -F 999 -p "$cpid" -o "$tmp/perf.data" >/dev/null 2>&1 &
   perfpid=$!
 fi
 c0=$(cpu_s "$cpid")
