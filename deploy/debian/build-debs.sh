@@ -121,7 +121,16 @@ for b in "${server_bins[@]}"; do
 done
 for d in collector aggregator dashboard; do
   put 0640 "deploy/production/tm-$d.ini" "etc/tm-$d/tm-$d.ini"
-  put 0644 "deploy/systemd/tm-$d.service" "lib/systemd/system/tm-$d.service"
+done
+# Every unit of deploy/systemd but the agent's; tmctl's only with tmctl.
+for f in "$src"/deploy/systemd/*.service "$src"/deploy/systemd/*.timer; do
+  [ -f "$f" ] || continue
+  u=${f##*/}
+  case "$u" in
+  tm-agent.service) continue ;;
+  tmctl*) [ -x "$build/tmctl" ] || continue ;;
+  esac
+  put 0644 "deploy/systemd/$u" "lib/systemd/system/$u"
 done
 (cd "$src/dashboard/web" && find . -type f -printf '%P\n') | while read -r f; do
   put 0644 "dashboard/web/$f" "usr/share/tm-telemetry/web/$f"

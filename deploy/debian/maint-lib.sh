@@ -64,3 +64,8 @@ set_perms() {
 systemd_running() {
   [ -z "$root" ] && [ -d /run/systemd/system ]
 }
+
+# units_of PACKAGE: the systemd units PACKAGE installed (names only), from dpkg's list.
+units_of() {
+  dpkg-query ${root:+--root "$root"} -L "$1" 2>/dev/null | sed -n 's#^/lib/systemd/system/\([^/]*\)$#\1#p'
+}

@@ -33,8 +33,15 @@ arch=$(dpkg --print-architecture 2>/dev/null)
 deb=$T/deb
 agent_deb=$deb/tm-agent_${version}_${arch}.deb
 server_deb=$deb/tm-server_${version}_${arch}.deb
+# The units the packages ship: every one in deploy/systemd (tmctl's only when tmctl is
+# built); the daemons' among them get the hardening checks.
 units=()
-for u in "$TM_ROOT"/deploy/systemd/*.service; do units+=("${u##*/}"); done
+for u in "$TM_ROOT"/deploy/systemd/*.service "$TM_ROOT"/deploy/systemd/*.timer; do
+  [ -f "$u" ] || continue
+  case "${u##*/}" in tmctl*) [ -x "$TM_BUILD/tmctl" ] || continue ;; esac
+  units+=("${u##*/}")
+done
+daemons=(tm-agent.service tm-collector.service tm-aggregator.service tm-dashboard.service)
 
 # ---- helpers ----------------------------------------------------------------------------
 
@@ -189,7 +196,9 @@ test_packages_server_contents() {
       done
       for d in collector aggregator dashboard; do
         echo "-rw-r----- root/root /etc/tm-$d/tm-$d.ini"
-        echo "-rw-r--r-- root/root /lib/systemd/system/tm-$d.service"
+      done
+      for u in "${units[@]}"; do
+        [ "$u" = tm-agent.service ] || echo "-rw-r--r-- root/root /lib/systemd/system/$u"
       done
       (cd "$TM_ROOT/dashboard/web" && find . -type f -printf '-rw-r--r-- root/root /usr/share/tm-telemetry/web/%P\n')
       for f in "$TM_ROOT"/deploy/production/*; do
@@ -286,6 +295,10 @@ test_packages_server_install() {
     expect_eq "installed tm-$d --version" "$("$r/usr/bin/tm-$d" --version)" "tm-$d $version" || return 1
   done
   expect_path "$r" /etc/tm-collector/identities.ini f 0640 root tm-collector || return 1
+  if [ -e "$r/lib/systemd/system/tmctl-priorities.service" ]; then
+    grep -q '^tmctl:x:[0-9]*:[0-9]*:[^:]*:/nonexistent:/usr/sbin/nologin$' "$r/etc/passwd" ||
+      fail "no system user tmctl for tmctl-priorities.service" || return 1
+  fi
   # tm-dashboard's default web root when no web_root is set and there is no build tree.
   expect_path "$r" /usr/share/tm-telemetry/web/index.html f 0644 root root || return 1
   dpkg --root="$r" --verify tm-server >"$T/verify.log" 2>&1 && [ ! -s "$T/verify.log" ] ||
@@ -301,8 +314,8 @@ test_packages_server_install() {
   done
 }
 
-# Every unit of deploy/systemd/ is shipped, and systemd-analyze verify says nothing about
-# it as installed.
+# Every unit of deploy/systemd/ is shipped (tmctl's when tmctl is built), and
+# systemd-analyze verify says nothing about it as installed.
 test_packages_units_verify() {
   local r=$T/units-root u out
   need systemd-analyze || return 1
@@ -330,7 +343,7 @@ test_packages_units_verify() {
 test_packages_units_hardened() {
   local r=$T/units-root u f name exposure
   [ -f "$r/usr/bin/tm-agent" ] || fail "needs test_packages_units_verify" || return 1
-  for u in "${units[@]}"; do
+  for u in "${daemons[@]}"; do
     f=$TM_ROOT/deploy/systemd/$u
     name=${u%.service}
     expect_eq "$u ExecStart" "$(unit_value "$f" ExecStart)" \
