@@ -25,6 +25,9 @@
 #     `dashboard`, and tmctl with the production tmctl.ini as `tmctl`: the dashboard's
 #     figures, agents and priorities are exact, and Redis's ACL LOG has no denial;
 #   - what each ACL user must not do, it cannot (NOPERM);
+#   - tm-monitor.sh reports the agent's heartbeat age and loss and the group's lag (0),
+#     read as the read-only `dashboard` user; prometheus-rules.yml parses and names only
+#     metrics that exist;
 #   - create-topics.sh --dry-run names the topics the daemons use, with replication 3 and
 #     min.insync.replicas 2.
 # Takes about 15 s. tm-devkafka keeps data in memory only (a few events here).
@@ -268,6 +271,46 @@ test_production_acl_limits() {
   expect_has "aggregator: PUBLISH outside tm:updates" "$(rcli aggregator PUBLISH other x 2>&1)" NOPERM
 }
 
+# tm-monitor.sh against the pipeline above: the agent's age and loss, the group's lag.
+test_production_monitor_script() {
+  local out
+  [ -n "${bootstrap:-}" ] || fail "needs test_production_pipeline" || return 1
+  REDIS=127.0.0.1:$rport REDIS_USER=dashboard REDISCLI_AUTH=${pw[dashboard]} \
+    KAFKA_BOOTSTRAP=$bootstrap TOPICS=tm.events.v1 "$prod/tm-monitor.sh" >"$T/monitor.prom" 2>"$T/monitor.err" ||
+    fail "tm-monitor.sh: $(cat "$T/monitor.err")" || return 1
+  out=$(cat "$T/monitor.prom")
+  expect_has "tm-monitor.sh" "$out" 'tm_agents_last_seen_age_seconds{operator="test-water",agent="ua-energy-lviv-gw1"} ' || return 1
+  expect_has "tm-monitor.sh" "$out" 'tm_agents_seq_lost{operator="test-water",agent="ua-energy-lviv-gw1"} 0' || return 1
+  expect_has "tm-monitor.sh" "$out" 'tm_agents_reported_lost{operator="test-water",agent="ua-energy-lviv-gw1"} 0' || return 1
+  expect_eq "partitions with a lag line" "$(grep -c '^tm_aggregator_partition_lag_messages{topic="tm.events.v1"' <<<"$out")" 3 || return 1
+  expect_eq "lag of tm.events.v1" "$(grep '^tm_aggregator_partition_lag_messages' <<<"$out" | awk '{ s += $2 } END { print s }')" 0 || return 1
+  expect_has "tm-monitor.sh" "$out" "tm_monitor_success 1" || return 1
+  # Every line is a comment or NAME{LABELS} VALUE.
+  ! grep -vE '^(# (HELP|TYPE) .*|[a-z_]+(\{[^}]*\})? -?[0-9.]+)$' <<<"$out" >"$T/monitor.bad" ||
+    fail "not Prometheus text: $(head -n 3 "$T/monitor.bad")"
+}
+
+# The alert rules parse, and every tm_* metric they name exists: in a daemon's sources
+# or in what tm-monitor.sh prints.
+test_production_alert_rules() {
+  local known missing
+  python3 -c '
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+rules = [r for g in doc["groups"] for r in g["rules"]]
+assert rules and all("alert" in r and "expr" in r for r in rules), "each rule needs alert and expr"
+print(len(rules))' "$prod/prometheus-rules.yml" >"$T/rules.n" 2>&1 || fail "prometheus-rules.yml: $(cat "$T/rules.n")" || return 1
+  known=$( {
+    grep -rhoE '"tm_[a-z_]+"' "$TM_ROOT"/collector "$TM_ROOT"/aggregator "$TM_ROOT"/dashboard \
+      "$TM_ROOT"/agent "$TM_ROOT"/common | tr -d '"'
+    grep -oE '^tm_[a-z_]+' "$T/monitor.prom" 2>/dev/null
+    grep -oE 'tm_(agents|monitor|aggregator_partition)_[a-z_]+' "$prod/tm-monitor.sh"
+  } | sort -u)
+  missing=$(grep -v '^ *#' "$prod/prometheus-rules.yml" | grep -oE '\btm_[a-z_]+' |
+    sed -E 's/_(bucket|sum|count)$//' | sort -u | grep -vxF -f <(printf '%s\n' "$known"))
+  expect_eq "metrics named in prometheus-rules.yml that nothing exports" "$missing" ""
+}
+
 test_production_topics_script() {
   local out t
   out=$("$prod/create-topics.sh" --bootstrap kafka1.tm.example:9093 --command-config admin.properties \
@@ -288,6 +331,8 @@ check test_production_agent_check_config
 check test_production_daemons_start_as_written
 check test_production_redis_config
 check test_production_pipeline
+check test_production_monitor_script
 check test_production_acl_limits
+check test_production_alert_rules
 check test_production_topics_script
 finish
