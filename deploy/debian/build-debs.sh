@@ -92,6 +92,17 @@ finish() {
   maint postinst
   maint prerm
   maint postrm
+  # Debian's per-package documents, and lintian overrides for what is meant: configs that
+  # will hold passwords and keys are not world-readable (postinst gives them to the
+  # daemon's group).
+  put 0644 deploy/debian/copyright "usr/share/doc/$pkg/copyright"
+  gzip -9n <"$work/debian/changelog" >"$pkgdir/usr/share/doc/$pkg/changelog.gz"
+  chmod 0644 "$pkgdir/usr/share/doc/$pkg/changelog.gz"
+  mkdir -p "$pkgdir/usr/share/lintian/overrides"
+  for f in "$@"; do
+    echo "$pkg: non-standard-file-perm 0640 != 0644 [${f#/}]"
+  done >"$pkgdir/usr/share/lintian/overrides/$pkg"
+  chmod 0644 "$pkgdir/usr/share/lintian/overrides/$pkg"
   (cd "$pkgdir" && find . -type f ! -path './DEBIAN/*' -printf '%P\n' | LC_ALL=C sort |
     xargs -d '\n' md5sum >DEBIAN/md5sums)
   chmod 0644 "$pkgdir/DEBIAN/control" "$pkgdir/DEBIAN/conffiles" "$pkgdir/DEBIAN/md5sums"

@@ -1,6 +1,6 @@
 # maint-lib.sh - helpers shared by the maintainer scripts of tm-agent and tm-server.
-# build-debs.sh puts this text where a script says #MAINT_LIB# (as debhelper does with
-# #DEBHELPER#), so each installed script stays self-contained POSIX sh.
+# build-debs.sh puts this text where a script has the line #MAINT_LIB# (as debhelper
+# does with its own token), so each installed script stays self-contained POSIX sh.
 #
 # DPKG_ROOT: dpkg sets it when it installs into another root with --root and
 # --force-script-chrootless (tests/deploy/test_packages.sh does). The scripts then act on
@@ -13,11 +13,11 @@
 root=${DPKG_ROOT:-}
 
 has_user() {
-  if [ -z "$root" ]; then getent passwd "$1" >/dev/null; else grep -q "^$1:" "$root/etc/passwd"; fi
+  [ -n "$(uid_of "$1")" ]
 }
 
 has_group() {
-  if [ -z "$root" ]; then getent group "$1" >/dev/null; else grep -q "^$1:" "$root/etc/group"; fi
+  [ -n "$(gid_of "$1")" ]
 }
 
 # ensure_user NAME HOME COMMENT: a system user with its own group of the same name, no
@@ -63,6 +63,22 @@ set_perms() {
 # A booted systemd to talk to: never while installing into another root.
 systemd_running() {
   [ -z "$root" ] && [ -d /run/systemd/system ]
+}
+
+# invoke ACTION UNIT: stop or try-restart a unit through deb-systemd-invoke, which honours
+# policy-rc.d (an image build or chroot that forbids starting services); errors are only
+# reported, a package operation never fails on them.
+invoke() {
+  if systemd_running && command -v deb-systemd-invoke >/dev/null; then
+    deb-systemd-invoke "$1" "$2" || true
+  fi
+}
+
+# daemon_reload: systemd rereads the unit files (after they were added or removed).
+daemon_reload() {
+  if systemd_running; then
+    systemctl --system daemon-reload >/dev/null || true
+  fi
 }
 
 # units_of PACKAGE: the systemd units PACKAGE installed (names only), from dpkg's list.

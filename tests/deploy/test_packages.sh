@@ -21,7 +21,8 @@
 #     installed it (the ExecStart binaries exist there; DIR also gets the host's
 #     /lib/systemd/system for the targets the units name, and /bin/kill, which procps
 #     provides on a real system), failing on any message at all; and the hardening
-#     directives of every unit, with `systemd-analyze security --offline` exposure.
+#     directives of every unit, with `systemd-analyze security --offline` exposure;
+#   - lintian, when installed: no error.
 # Not covered: systemctl calls of the maintainer scripts (no systemd runs in a directory
 # tree; the scripts skip them when DPKG_ROOT is set or systemd is not running) and the
 # units' sandbox at run time. Takes a few seconds.
@@ -176,9 +177,12 @@ test_packages_agent_contents() {
 -rw-r--r-- root/root /lib/systemd/system/tm-agent.service
 -rwxr-xr-x root/root /usr/bin/tm-agent
 -rw-r--r-- root/root /usr/share/doc/tm-agent/agent.md
+-rw-r--r-- root/root /usr/share/doc/tm-agent/changelog.gz
 -rw-r--r-- root/root /usr/share/doc/tm-agent/config.md
+-rw-r--r-- root/root /usr/share/doc/tm-agent/copyright
 -rw-r--r-- root/root /usr/share/doc/tm-agent/parsers.md
 -rw-r--r-- root/root /usr/share/doc/tm-agent/schema.md
+-rw-r--r-- root/root /usr/share/lintian/overrides/tm-agent
 EOF
   )
   expect_eq "tm-agent files" "$(contents "$agent_deb")" "$want"
@@ -208,6 +212,9 @@ test_packages_server_contents() {
       for d in operations collector aggregator dashboard redis-keys config schema protocols; do
         echo "-rw-r--r-- root/root /usr/share/doc/tm-server/$d.md"
       done
+      echo "-rw-r--r-- root/root /usr/share/doc/tm-server/changelog.gz"
+      echo "-rw-r--r-- root/root /usr/share/doc/tm-server/copyright"
+      echo "-rw-r--r-- root/root /usr/share/lintian/overrides/tm-server"
     } | sort
   )
   expect_eq "tm-server files" "$got" "$want"
@@ -382,6 +389,19 @@ test_packages_units_hardened() {
   done
 }
 
+# lintian, when it is installed (it is optional: deploy/install-deps.sh does not pull
+# its many dependencies in): no error. Its warnings are listed; the one left is that the
+# programs have no manual pages.
+test_packages_lintian() {
+  if ! command -v lintian >/dev/null; then
+    echo "    lintian not installed: not run (apt-get install lintian to run it)"
+    return 0
+  fi
+  lintian --tag-display-limit 0 "$agent_deb" "$server_deb" >"$T/lintian.log" 2>&1
+  sed 's/^/    /' "$T/lintian.log" | grep -v 'root privileges'
+  ! grep -q '^E: ' "$T/lintian.log" || fail "lintian reports errors"
+}
+
 # The assertions above catch what they are for: a wrong mode, a wrong owner, a missing file.
 test_packages_checks_catch_breakage() {
   local r=$T/breakage
@@ -410,6 +430,7 @@ if [ -f "$agent_deb" ] && [ -f "$server_deb" ]; then
   check test_packages_server_install
   check test_packages_units_verify
   check test_packages_units_hardened
+  check test_packages_lintian
 fi
 check test_packages_checks_catch_breakage
 finish
