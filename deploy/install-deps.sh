@@ -15,8 +15,8 @@ packages=(
   # (Node.js and npm come with the machine; .ci/run runs 'npm ci --prefix tests/e2e')
   chromium
   # make deb (dpkg-shlibdeps, dpkg-gencontrol, dpkg-deb) and the package and unit tests
-  # (tests/deploy: useradd --prefix, systemd-analyze verify, the alert rules' YAML)
-  dpkg-dev passwd systemd python3-yaml
+  # (tests/deploy: useradd --prefix, /bin/kill, systemd-analyze verify, the alert rules' YAML)
+  dpkg-dev passwd procps systemd python3-yaml
   # benchmarks
   rsyslog rsyslog-kafka bc linux-perf wrk
 )
