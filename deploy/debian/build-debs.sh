@@ -151,7 +151,7 @@ for f in "$src"/deploy/production/*; do
   [ -x "$f" ] && mode=0755
   put "$mode" "deploy/production/${f##*/}" "usr/share/tm-telemetry/production/${f##*/}"
 done
-for d in operations collector aggregator dashboard redis-keys config schema protocols; do
+for d in operations collector aggregator dashboard redis-keys config schema protocols planners; do
   put 0644 "docs/$d.md" "usr/share/doc/tm-server/$d.md"
 done
 finish /etc/tm-collector/tm-collector.ini /etc/tm-aggregator/tm-aggregator.ini \

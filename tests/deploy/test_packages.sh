@@ -209,7 +209,7 @@ test_packages_server_contents() {
         if [ -x "$f" ]; then echo "-rwxr-xr-x root/root /usr/share/tm-telemetry/production/${f##*/}"; else
           echo "-rw-r--r-- root/root /usr/share/tm-telemetry/production/${f##*/}"; fi
       done
-      for d in operations collector aggregator dashboard redis-keys config schema protocols; do
+      for d in operations collector aggregator dashboard redis-keys config schema protocols planners; do
         echo "-rw-r--r-- root/root /usr/share/doc/tm-server/$d.md"
       done
       echo "-rw-r--r-- root/root /usr/share/doc/tm-server/changelog.gz"
