@@ -203,7 +203,10 @@ static void signal_cleanup(int sig)
     struct sigaction sa;
 
     stop_all_children();
-    /* nftw is not async-signal-safe: remove the one file redis writes, then the dir. */
+    /*
+     * nftw is not async-signal-safe: remove the one file redis writes, then the dir (a
+     * directory with an append-only file stays behind).
+     */
     for (size_t i = 0; i < MAX_DIRS; i++) {
         if (dirs[i].owner == getpid()) {
             unlink(dirs[i].log);
@@ -587,6 +590,12 @@ static int connect_addr(const char *addr)
 int tm_harness_http(const char *addr, const char *method, const char *path, int *status,
                     char **body, int timeout_ms)
 {
+    return tm_harness_http_headers(addr, method, path, NULL, status, body, timeout_ms);
+}
+
+int tm_harness_http_headers(const char *addr, const char *method, const char *path,
+                            const char *headers, int *status, char **body, int timeout_ms)
+{
     int64_t deadline = now_ms() + timeout_ms;
     char req[1024];
     char *buf = NULL, *sep;
@@ -596,8 +605,8 @@ int tm_harness_http(const char *addr, const char *method, const char *path, int 
     if (body != NULL)
         *body = NULL;
     n = snprintf(req, sizeof(req),
-                 "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                 method, path, addr);
+                 "%s %s HTTP/1.0\r\nHost: %s\r\n%sContent-Length: 0\r\nConnection: close\r\n\r\n",
+                 method, path, addr, headers != NULL ? headers : "");
     if (n < 0 || (size_t)n >= sizeof(req))
         goto out;
     buf = malloc(HTTP_RESPONSE_MAX + 1);
@@ -679,10 +688,25 @@ out:
 static int redis_start_on(struct tm_harness_redis *r, int port)
 {
     char portbuf[16], logfile[300];
-    char *argv[] = {"redis-server", "--port",    portbuf, "--bind",
-                    "127.0.0.1",    "--save",    "",      "--appendonly",
-                    "no",           "--dir",     r->dir,  "--daemonize",
-                    "no",           "--logfile", logfile, NULL};
+    bool aof = r->appendfsync[0] != '\0';
+    char *argv[] = {"redis-server",
+                    "--port",
+                    portbuf,
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    aof ? "yes" : "no",
+                    "--appendfsync",
+                    aof ? r->appendfsync : "everysec",
+                    "--dir",
+                    r->dir,
+                    "--daemonize",
+                    "no",
+                    "--logfile",
+                    logfile,
+                    NULL};
     int64_t deadline = now_ms() + 10000;
     pid_t pid;
     int st;
@@ -713,10 +737,17 @@ static int redis_start_on(struct tm_harness_redis *r, int port)
 
 int tm_harness_redis_start(struct tm_harness_redis *r)
 {
+    return tm_harness_redis_start_aof(r, "");
+}
+
+int tm_harness_redis_start_aof(struct tm_harness_redis *r, const char *appendfsync)
+{
     const char *tmp = getenv("TMPDIR");
 
     memset(r, 0, sizeof(*r));
     r->pid = -1;
+    if (tm_strlcpy(r->appendfsync, appendfsync, sizeof(r->appendfsync)) < 0)
+        return -1;
     if (tmp == NULL || *tmp == '\0')
         tmp = "/tmp";
     if (snprintf(r->dir, sizeof(r->dir), "%s/tm-redis.XXXXXX", tmp) >= (int)sizeof(r->dir) ||
@@ -756,18 +787,31 @@ int tm_harness_redis_stop(struct tm_harness_redis *r)
     return rc;
 }
 
-int tm_harness_redis_restart(struct tm_harness_redis *r)
+/* Starts the server again on its port and directory (just released: a few tries). */
+static int redis_start_again(struct tm_harness_redis *r)
 {
-    if (r->pid > 0 && tm_harness_stop(r->pid, EXIT_DEADLINE_MS) != 0)
-        fprintf(stderr, "harness: redis-server %ld did not exit cleanly\n", (long)r->pid);
-    r->pid = -1;
-    /* The port was just released; give a slow start a few tries before giving up. */
     for (int attempt = 0; attempt < 3; attempt++) {
         if (redis_start_on(r, r->port) == 0)
             return 0;
         sleep_ms(200);
     }
     return -1;
+}
+
+int tm_harness_redis_restart(struct tm_harness_redis *r)
+{
+    if (r->pid > 0 && tm_harness_stop(r->pid, EXIT_DEADLINE_MS) != 0)
+        fprintf(stderr, "harness: redis-server %ld did not exit cleanly\n", (long)r->pid);
+    r->pid = -1;
+    return redis_start_again(r);
+}
+
+int tm_harness_redis_kill9_restart(struct tm_harness_redis *r)
+{
+    if (r->pid > 0 && tm_harness_kill9(r->pid) != 0)
+        return -1;
+    r->pid = -1;
+    return redis_start_again(r);
 }
 
 int tm_harness_kafka_start(struct tm_harness_kafka *k, int brokers, int partitions)

@@ -89,11 +89,22 @@ int tm_harness_run(char *const argv[], char **out, size_t *outlen, int timeout_m
 int tm_harness_http(const char *addr, const char *method, const char *path, int *status,
                     char **body, int timeout_ms);
 
-/* A private redis-server: no persistence, bound to 127.0.0.1, in its own directory. */
+/*
+ * tm_harness_http with extra request headers: headers is NULL or complete header lines,
+ * each ending in CRLF ("Authorization: Bearer T\r\n").
+ */
+int tm_harness_http_headers(const char *addr, const char *method, const char *path,
+                            const char *headers, int *status, char **body, int timeout_ms);
+
+/*
+ * A private redis-server bound to 127.0.0.1 in its own directory: without persistence,
+ * or with an append-only file (appendfsync non-empty).
+ */
 struct tm_harness_redis {
     pid_t pid;
     int port;
     char dir[256];
+    char appendfsync[16]; /* "" no persistence; else the AOF's appendfsync policy */
 };
 
 /*
@@ -102,6 +113,13 @@ struct tm_harness_redis {
  * we started). Tries other ports when the server fails to start. Returns 0 or -1.
  */
 int tm_harness_redis_start(struct tm_harness_redis *r);
+
+/*
+ * As tm_harness_redis_start, with persistence: an append-only file in the private
+ * directory (no RDB snapshots), fsynced as appendfsync says ("always", "everysec" or
+ * "no"). A restart on the same directory loads it. Returns 0 or -1.
+ */
+int tm_harness_redis_start_aof(struct tm_harness_redis *r, const char *appendfsync);
 
 /*
  * Stops the server by pid (SIGTERM, SIGKILL after 5 s), reaps it and removes its
@@ -114,6 +132,12 @@ int tm_harness_redis_stop(struct tm_harness_redis *r);
  * persistence it starts empty. Returns 0 or -1.
  */
 int tm_harness_redis_restart(struct tm_harness_redis *r);
+
+/*
+ * Crashes the server (SIGKILL: no shutdown, no final fsync) and starts it again on the
+ * same port and directory, where it loads what its append-only file holds. Returns 0 or -1.
+ */
+int tm_harness_redis_kill9_restart(struct tm_harness_redis *r);
 
 /* A running tm-devkafka. */
 struct tm_harness_kafka {

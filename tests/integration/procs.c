@@ -221,6 +221,66 @@ int tm_sh(const char *cmd, int timeout_ms)
     return tm_harness_run(argv, NULL, NULL, timeout_ms);
 }
 
+pid_t tm_daemon_start(char *const argv[], const char *const names[], char (*addrs)[64], size_t n,
+                      int *out_fd)
+{
+    size_t seen = 0;
+    char line[256];
+    int fd = -1;
+    pid_t pid;
+
+    for (size_t i = 0; i < n; i++)
+        addrs[i][0] = '\0';
+    pid = tm_harness_spawn(argv, &fd);
+    if (pid < 0)
+        return -1;
+    while (seen < n) {
+        char name[32], addr[64];
+        if (tm_harness_read_line(fd, line, sizeof(line), 10000) < 0) {
+            fprintf(stderr, "procs: '%s' announced %zu of %zu addresses\n", argv[0], seen, n);
+            tm_harness_stop(pid, 5000);
+            close(fd);
+            return -1;
+        }
+        if (sscanf(line, "listening %31s %63s", name, addr) != 2)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (addrs[i][0] == '\0' && strcmp(names[i], name) == 0) {
+                snprintf(addrs[i], 64, "%s", addr);
+                seen++;
+            }
+        }
+    }
+    if (out_fd != NULL)
+        *out_fd = fd;
+    else
+        close(fd);
+    return pid;
+}
+
+double tm_admin_metric(const char *admin, const char *name)
+{
+    char *body = NULL, *save = NULL;
+    size_t nlen = strlen(name);
+    double sum = -1;
+    int status = 0;
+
+    if (tm_harness_http(admin, "GET", "/metrics", &status, &body, 5000) != 0 || status != 200) {
+        free(body);
+        return -1;
+    }
+    for (char *l = strtok_r(body, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save)) {
+        char *sp;
+        if (strncmp(l, name, nlen) != 0 || (l[nlen] != ' ' && l[nlen] != '{'))
+            continue;
+        sp = strrchr(l, ' ');
+        if (sp != NULL)
+            sum = (sum < 0 ? 0 : sum) + strtod(sp + 1, NULL);
+    }
+    free(body);
+    return sum;
+}
+
 /* A test CA, a server certificate, a client certificate; and a second, foreign CA. */
 int tm_make_test_pki(const char *dir)
 {
@@ -291,4 +351,18 @@ int tm_kafka_produce(const char *bootstrap, const char *topic, const struct tm_k
 out:
     rd_kafka_destroy(rk);
     return rc;
+}
+
+int tm_make_test_cert(const char *dir, const char *name)
+{
+    char cmd[2048];
+
+    snprintf(cmd, sizeof(cmd),
+             "set -e; cd '%s'; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+             "  -subj '/CN=%s' -keyout '%s.key' -out '%s.csr' 2>/dev/null; "
+             "openssl x509 -req -in '%s.csr' -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "  -days 2 -out '%s.crt' 2>/dev/null",
+             dir, name, name, name, name, name);
+    return tm_sh(cmd, 60000) == 0 ? 0 : -1;
 }

@@ -82,7 +82,30 @@ struct tm_kafka_msg {
 int tm_kafka_produce(const char *bootstrap, const char *topic, const struct tm_kafka_msg *msgs,
                      size_t n);
 
+/*
+ * Issues NAME.crt and NAME.key in dir (subject CN=NAME), signed by the CA that
+ * tm_make_test_pki made there: one more client certificate. Returns 0 or -1.
+ */
+int tm_make_test_cert(const char *dir, const char *name);
+
 /* Runs a shell command (sh -c) to completion within timeout_ms. Returns its status. */
 int tm_sh(const char *cmd, int timeout_ms);
+
+/*
+ * Starts a daemon that announces its addresses on stdout as "listening NAME ADDR" lines
+ * (every tm-* program does) and reads those lines for up to 10 s until each of the
+ * n names has been announced; addrs[i] gets the address of names[i]. When out_fd is not
+ * NULL the reading end of the daemon's stdout is stored there (the caller closes it once
+ * the daemon is gone), otherwise it is closed. Returns the pid, or -1 (the daemon is then
+ * stopped).
+ */
+pid_t tm_daemon_start(char *const argv[], const char *const names[], char (*addrs)[64], size_t n,
+                      int *out_fd);
+
+/*
+ * Sum of a metric's samples over all its label sets on the /metrics page of an admin
+ * address (HOST:PORT). Returns -1 when the metric is absent or the page unreachable.
+ */
+double tm_admin_metric(const char *admin, const char *name);
 
 #endif
