@@ -6,6 +6,7 @@
 #                   a libFuzzer smoke run of every fuzz target, and the source checks
 #   make fuzz       libFuzzer targets (clang) in build/fuzz, run FUZZ_SECONDS each
 #   make bench      benchmarks (tests/bench), each against a reference run beside it
+#   make chaos      the whole-system chaos test in full (make test runs its short form)
 #   make run        the whole system on loopback (see tools/run-dev.sh)
 #   make deb        Debian packages tm-agent and tm-server into $(BUILD)/deb
 #                   (deploy/debian/build-debs.sh; version from the VERSION file)
@@ -92,8 +93,8 @@ BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/tests/bench/%,$(BENCH_SRCS))
 TEST_BINS := $(UNIT_BINS) $(INTEG_BINS) $(REPLAY_BINS) $(BENCH_BINS)
 
-.PHONY: all deps binaries tests-build test test-run fuzz fuzz-build fuzz-smoke bench run deb \
-	clean format check-format check-banned
+.PHONY: all deps binaries tests-build test test-run fuzz fuzz-build fuzz-smoke bench chaos run \
+	deb clean format check-format check-banned
 
 all: deps
 	@$(MAKE) --no-print-directory binaries
@@ -158,6 +159,13 @@ $(BUILD)/fuzz_%: $(OBJ)/tests/fuzz/fuzz_%.o $(LIBTM)
 bench: deps
 	@$(MAKE) --no-print-directory binaries tests-build
 	@tests/bench/run-bench.sh $(BUILD)
+
+# The whole system under faults (tests/integration/test_chaos.c) with TM_CHAOS=full: three
+# rounds of SIGKILLs and outages, about 90,000 events; a few minutes.
+chaos: deps
+	@$(MAKE) --no-print-directory binaries $(BUILD)/tests/integration/test_chaos
+	@TM_CHAOS=full TM_BUILD=$(BUILD) TM_ROOT=$(CURDIR) timeout 1200 \
+		$(BUILD)/tests/integration/test_chaos
 
 run: deps
 	@$(MAKE) --no-print-directory binaries
