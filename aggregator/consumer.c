@@ -34,6 +34,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SEEK_TIMEOUT_MS 5000
+#define JOIN_GRACE_MS 5000 /* past the session timeout, for a join in progress to finish */
 
 /* What a flush in flight moves, applied to the partitions once its EXEC succeeded. */
 struct flight {
@@ -68,6 +69,7 @@ struct agg_consumer {
     uint64_t commands_seen;
 
     struct flight flight; /* the flush whose MULTI/EXEC Redis is running */
+    bool assigned;        /* the group has given this member an assignment (maybe empty) */
 
     bool redis_down;
     int64_t retry_at_ms, backoff_ms;
@@ -545,9 +547,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct agg_consumer *c = opaque;
 
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign(c, list);
-    else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+        c->assigned = true;
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
         revoke(c, list);
     else
         tm_log_error("kafka: rebalance failed: %s", rd_kafka_err2str(err));
@@ -725,6 +728,39 @@ bool agg_consumer_healthy(const struct agg_consumer *c)
     return !c->redis_down;
 }
 
+/*
+ * A member that has joined the group (it has a member id) but has not yet been given its
+ * first assignment must not be destroyed: librdkafka 2.0 asserts in the cooperative-sticky
+ * assignor when a consumer that received its JoinGroup response but no SyncGroup
+ * assignment is destroyed (the assignor's state is still NULL; librdkafka issue #4312,
+ * fixed in 2.3.0), and SIGTERM during a rebalance (a member restarted while the group
+ * still waits for a dead one, or a member stopped right after it joined) hits exactly that
+ * window. So the member finishes the join first: it keeps serving the consumer, and the
+ * rebalance callback, until the assignment arrives, for at most the session timeout plus
+ * a grace period. Messages polled meanwhile are not taken in: their offsets do not move.
+ */
+static void finish_join(struct agg_consumer *c)
+{
+    char *id = rd_kafka_memberid(c->rk);
+    bool joined = id != NULL && id[0] != '\0';
+    int64_t deadline = tm_time_mono_ms() + c->cfg->session_timeout_ms + JOIN_GRACE_MS;
+
+    if (id != NULL)
+        rd_kafka_mem_free(c->rk, id);
+    if (c->assigned || !joined)
+        return;
+    tm_log_info("the group is still assigning partitions to this member: waiting for the "
+                "assignment before leaving");
+    while (!c->assigned && tm_time_mono_ms() < deadline) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, 100);
+        if (msg != NULL)
+            rd_kafka_message_destroy(msg);
+    }
+    if (!c->assigned)
+        tm_log_warn("kafka: no assignment after %lld ms: leaving anyway",
+                    (long long)(c->cfg->session_timeout_ms + JOIN_GRACE_MS));
+}
+
 void agg_consumer_destroy(struct agg_consumer *c)
 {
     rd_kafka_resp_err_t err;
@@ -732,6 +768,7 @@ void agg_consumer_destroy(struct agg_consumer *c)
     if (c == NULL)
         return;
     flush_sync(c);
+    finish_join(c);
     err = rd_kafka_consumer_close(c->rk);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
         tm_log_warn("kafka: closing the consumer: %s", rd_kafka_err2str(err));

@@ -8,7 +8,8 @@
  *   - a clean restart on the same input changes nothing;
  *   - SIGKILL at random moments while consuming, restarting each time, gives exactly the
  *     same values as the truth (exactly-once);
- *   - heartbeats land in the agent hash and the last-seen sorted set; seq gaps are counted.
+ *   - heartbeats land in the agent hash and the last-seen sorted set; seq gaps are counted;
+ *   - SIGTERM while the group is still assigning partitions exits cleanly.
  *
  * Volume: at most ~24,000 lz4-compressed events over 3 partitions, far below the mock
  * cluster's ~5 MB of stored batches per partition (older batches are dropped silently).
@@ -626,6 +627,48 @@ static void test_aggregator_two_members_one_killed(void **state)
     f->agg = -1;
 }
 
+/*
+ * SIGTERM while the group is still assigning partitions to the stopped member must end in
+ * a clean exit (0), not an abort: a second member is stopped at several moments right
+ * after it joined a group whose first member keeps running, then, with the first member
+ * SIGKILLed, a new member is stopped while the group still waits for the dead one's session
+ * to expire (it has joined and waits for its assignment: the window in which librdkafka
+ * 2.0's cooperative-sticky assignor used to assert). The values stay exact throughout.
+ */
+static void test_aggregator_sigterm_during_rebalance(void **state)
+{
+    static const useconds_t after_join_us[] = {200000, 700000, 1500000};
+    struct fixture *f = *state;
+    pid_t first;
+
+    make_input(f, 2000);
+    compute_truth(f);
+    produce(f, 0, f->nmsgs / 2);
+    start_aggregator(f);
+    first = f->agg;
+    for (int i = 0; i < 600 && stored_total(f) < (long long)(f->nmsgs / 2); i++)
+        usleep(100000);
+    assert_int_equal(stored_total(f), (long long)(f->nmsgs / 2)); /* the first holds them all */
+    for (size_t i = 0; i < TM_ARRAY_LEN(after_join_us); i++) {
+        start_aggregator(f);
+        usleep(after_join_us[i]);
+        if (tm_harness_stop(f->agg, 30000) != 0)
+            fail_msg("a member stopped %u ms after joining did not exit 0",
+                     (unsigned)(after_join_us[i] / 1000));
+    }
+    f->agg = first;
+    assert_int_equal(tm_harness_kill9(f->agg), 0);
+    start_aggregator(f);
+    usleep(2500000); /* joined; the dead member's session (3 s) has not expired yet */
+    assert_int_equal(tm_harness_stop(f->agg, 30000), 0);
+    start_aggregator(f);
+    produce(f, f->nmsgs / 2, f->nmsgs);
+    wait_caught_up(f, 120);
+    check_truth(f);
+    assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
+    f->agg = -1;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +677,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_aggregator_sigkill_exactly_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_redis_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_aggregator_two_members_one_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_aggregator_sigterm_during_rebalance, setup, teardown),
     };
 
     return cmocka_run_group_tests_name("aggregator", tests, NULL, NULL);
