@@ -665,13 +665,14 @@ static void aggregator_start(void)
 
 static void dashboard_start(void)
 {
-    char bin[512], redis[64];
-    char *argv[] = {bin,      "-c",          F.dash_conf, "--redis",     redis,
-                    "--http", "127.0.0.1:0", "--admin",   "127.0.0.1:0", NULL};
+    char bin[512], redis[64], web[512];
+    char *argv[] = {bin,           "-c",      F.dash_conf,   "--redis", redis, "--http",
+                    "127.0.0.1:0", "--admin", "127.0.0.1:0", "--web",   web,   NULL};
     const char *const names[] = {"http", "admin"};
     char addrs[2][64];
 
     snprintf(bin, sizeof(bin), "%s/tm-dashboard", tm_harness_build_dir());
+    snprintf(web, sizeof(web), "%s/dashboard/web", tm_harness_root());
     snprintf(redis, sizeof(redis), "127.0.0.1:%d", F.redis.port);
     F.dash = tm_daemon_start(argv, names, addrs, 2, NULL);
     if (F.dash < 0)
