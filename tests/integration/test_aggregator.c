@@ -6,13 +6,19 @@
  * labels, watermark and dedup) and every window hash the aggregator wrote must equal it
  * exactly, with no hash the truth does not have. Then:
  *   - a clean restart on the same input changes nothing;
- *   - SIGKILL at random moments while consuming, restarting each time, gives exactly the
- *     same values as the truth (exactly-once);
+ *   - Redis stopped for a while and started again (empty): consumption pauses, resumes,
+ *     and the values are exact;
+ *   - SIGKILL at random moments while 200,000 events are consumed, restarting each time,
+ *     gives exactly the same values as the truth (exactly-once);
+ *   - two members of one group, one SIGKILLed mid-stream: the other takes over, values exact;
  *   - heartbeats land in the agent hash and the last-seen sorted set; seq gaps are counted;
  *   - SIGTERM while the group is still assigning partitions exits cleanly.
  *
- * Volume: at most ~24,000 lz4-compressed events over 3 partitions, far below the mock
- * cluster's ~5 MB of stored batches per partition (older batches are dropped silently).
+ * Volume: the mock cluster keeps only the last ~5 MB of batches per partition and drops
+ * older ones silently. Every test stays far below that, except the SIGKILL one (212,000
+ * lz4-compressed messages over 3 partitions), which produces in chunks that each wait for
+ * the aggregator to catch up, and checks the broker's low watermarks never pass the
+ * group's stored offsets.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -48,11 +54,24 @@ static const char *const categories[] = {"phishing", "malware", "bruteforce", "d
 static const char *const bands[] = {"low",    "low",  "low",  "medium",   "medium",
                                     "medium", "high", "high", "critical", "critical"};
 
+/* What the truth needs of an event (a struct tm_event is ~10 KB; 200,000 of them, 2 GB). */
+struct ev {
+    char id[TM_EVENT_ID_MAX + 1];
+    char operator_id[TM_EVENT_NAME_MAX + 1];
+    char agent[TM_EVENT_ID_MAX + 1];
+    char sector[32], category[32];
+    struct {
+        char technique[16], tactic[40];
+    } attack;
+    int severity;
+    int64_t ts, count, seq;
+};
+
 struct msg {
     int partition;
     char *json;
     size_t len;
-    struct tm_event e;
+    struct ev e;
 };
 
 struct fixture {
@@ -61,11 +80,13 @@ struct fixture {
     redisContext *c;
     pid_t agg;
     char conf[256];
+    char admin[256]; /* the aggregator started last: its /healthz and /metrics */
     struct msg *msgs;
     size_t nmsgs;
     long per_part[PARTITIONS];
     json_t *truth; /* key -> {field: value} for every window hash */
     long feed, lost;
+    json_t *feed_ids; /* id -> true for every event the feed may hold (severity >= 7) */
 };
 
 static int setup(void **state)
@@ -113,6 +134,7 @@ static int teardown(void **state)
         free(f->msgs[i].json);
     free(f->msgs);
     json_decref(f->truth);
+    json_decref(f->feed_ids);
     unlink(f->conf);
     free(f);
     return 0;
@@ -125,10 +147,32 @@ static void add_msg(struct fixture *f, const struct tm_event *e, int partition)
     struct msg *m = &f->msgs[f->nmsgs++];
 
     m->partition = partition;
-    m->e = *e;
     m->json = tm_event_encode(e, &m->len);
     assert_non_null(m->json);
+    snprintf(m->e.id, sizeof(m->e.id), "%s", e->id);
+    snprintf(m->e.operator_id, sizeof(m->e.operator_id), "%s", e->operator_id);
+    snprintf(m->e.agent, sizeof(m->e.agent), "%s", e->agent);
+    snprintf(m->e.sector, sizeof(m->e.sector), "%s", e->sector);
+    snprintf(m->e.category, sizeof(m->e.category), "%s", e->category);
+    snprintf(m->e.attack.technique, sizeof(m->e.attack.technique), "%s", e->attack.technique);
+    snprintf(m->e.attack.tactic, sizeof(m->e.attack.tactic), "%s", e->attack.tactic);
+    m->e.severity = e->severity;
+    m->e.ts = e->ts;
+    m->e.count = e->count;
+    m->e.seq = e->seq;
     f->per_part[partition]++;
+}
+
+/* Sends the message at i again (a retry by an agent or collector: the same bytes). */
+static void add_again(struct fixture *f, size_t i)
+{
+    struct msg *m = &f->msgs[f->nmsgs++];
+
+    *m = f->msgs[i];
+    m->json = malloc(m->len);
+    assert_non_null(m->json);
+    memcpy(m->json, f->msgs[i].json, m->len);
+    f->per_part[m->partition]++;
 }
 
 /*
@@ -143,7 +187,7 @@ static void make_input(struct fixture *f, int n)
     size_t *where = calloc((size_t)n, sizeof(*where)); /* event i -> its first message */
 
     assert_int_equal(tm_time_parse("2026-11-20T06:00:00.000Z", 24, &base), 0);
-    f->msgs = calloc((size_t)n * 2 + 8, sizeof(*f->msgs));
+    f->msgs = calloc((size_t)n + (size_t)n / 16 + 8, sizeof(*f->msgs)); /* + retries */
     assert_non_null(f->msgs);
     assert_non_null(where);
     for (int i = 0; i < n; i++) {
@@ -185,10 +229,8 @@ static void make_input(struct fixture *f, int n)
         if (i % 17 == 0 && i > 0) {
             /* a retry of an earlier event of the same sector (same partition) */
             int j = i - (int)TM_ARRAY_LEN(sectors) * 2;
-            if (j >= 0) {
-                struct tm_event again = f->msgs[where[j]].e;
-                add_msg(f, &again, f->msgs[where[j]].partition);
-            }
+            if (j >= 0)
+                add_again(f, where[j]);
         }
     }
     free(where);
@@ -224,7 +266,7 @@ static void bump(json_t *truth, const char *key, const char *field, long long v)
     json_object_set_new(h, field, json_integer((cur != NULL ? json_integer_value(cur) : 0) + v));
 }
 
-static void count_into(json_t *truth, const char *key, const struct tm_event *e, bool national)
+static void count_into(json_t *truth, const char *key, const struct ev *e, bool national)
 {
     char field[64];
 
@@ -255,10 +297,11 @@ static void compute_truth(struct fixture *f)
 
     f->truth = json_object();
     f->feed = 0;
+    f->feed_ids = json_object();
     for (int p = 0; p < PARTITIONS; p++)
         max_ts[p] = INT64_MIN;
     for (size_t i = 0; i < f->nmsgs; i++) {
-        const struct tm_event *e = &f->msgs[i].e;
+        const struct ev *e = &f->msgs[i].e;
         int p = f->msgs[i].partition;
         int64_t wm = max_ts[p] == INT64_MIN ? INT64_MIN : max_ts[p] - LATENESS_MS;
         bool late = wm != INT64_MIN && e->ts < wm;
@@ -292,8 +335,10 @@ static void compute_truth(struct fixture *f)
             snprintf(key, sizeof(key), "tm:n:1d:%s", l);
             count_into(f->truth, key, e, true);
         }
-        if (e->severity >= 7)
+        if (e->severity >= 7) {
             f->feed++;
+            json_object_set_new(f->feed_ids, e->id, json_true());
+        }
         if (strcmp(e->agent, "agent-0") == 0 && strcmp(e->operator_id, "op-0") == 0) {
             seq_min = e->seq < seq_min ? e->seq : seq_min;
             seq_max = e->seq > seq_max ? e->seq : seq_max;
@@ -365,7 +410,26 @@ static void start_aggregator(struct fixture *f)
     assert_true(f->agg > 0);
     assert_true(tm_harness_read_line(fd, line, sizeof(line), 10000) > 0);
     assert_true(strncmp(line, "listening admin ", 16) == 0);
+    snprintf(f->admin, sizeof(f->admin), "%s", line + 16);
     close(fd);
+}
+
+/* The status of the last aggregator's GET /healthz, or -1 when it did not answer. */
+static int healthz(struct fixture *f)
+{
+    int status = -1;
+
+    if (tm_harness_http(f->admin, "GET", "/healthz", &status, NULL, 5000) != 0)
+        return -1;
+    return status;
+}
+
+/* Waits up to timeout_s for the last aggregator's /healthz to answer want. */
+static void wait_healthz(struct fixture *f, int want, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10 && healthz(f) != want; i++)
+        usleep(100000);
+    assert_int_equal(healthz(f), want);
 }
 
 static long long hget_int(struct fixture *f, const char *key, const char *field)
@@ -418,6 +482,42 @@ static void wait_caught_up(struct fixture *f, int timeout_s)
     fail_msg("the aggregator did not reach the end of tm.events.v1 in %d s", timeout_s);
 }
 
+/*
+ * tm:feed holds every serious event once, or, past its cap (XADD MAXLEN ~ 10,000: whole
+ * stream nodes of up to 100 entries are trimmed), the last 10,000 or so: each entry a
+ * serious event of the truth, none twice.
+ */
+static void check_feed(struct fixture *f)
+{
+    long long len = cmd_int(f, "XLEN %s", "tm:feed");
+    json_t *seen = json_object();
+    redisReply *r;
+
+    if (f->feed <= 10000)
+        assert_int_equal(len, f->feed);
+    else if (len < 10000 || len > 10000 + 100)
+        fail_msg("tm:feed holds %lld entries, about 10,000 expected", len);
+    r = redisCommand(f->c, "XRANGE %s - +", "tm:feed");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal((long long)r->elements, len);
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *fields = r->element[i]->element[1];
+        const char *id = NULL;
+        for (size_t j = 0; j + 1 < fields->elements; j += 2)
+            if (strcmp(fields->element[j]->str, "id") == 0)
+                id = fields->element[j + 1]->str;
+        assert_non_null(id);
+        if (json_object_get(f->feed_ids, id) == NULL)
+            fail_msg("tm:feed entry '%s' is not a serious event of the input", id);
+        if (json_object_get(seen, id) != NULL)
+            fail_msg("tm:feed holds '%s' twice", id);
+        json_object_set_new(seen, id, json_true());
+    }
+    freeReplyObject(r);
+    json_decref(seen);
+}
+
 /* Every window hash equals the truth, and there is no window hash the truth lacks. */
 static void check_truth(struct fixture *f)
 {
@@ -456,7 +556,7 @@ static void check_truth(struct fixture *f)
     }
     assert_int_equal(windows, json_object_size(f->truth));
     freeReplyObject(keys);
-    assert_int_equal(cmd_int(f, "XLEN %s", "tm:feed"), f->feed);
+    check_feed(f);
     assert_int_equal(hget_int(f, "tm:agent:op-0:agent-0", "seq_lost"), f->lost);
 }
 
@@ -526,40 +626,101 @@ static long long stored_total(struct fixture *f)
     return sum;
 }
 
+/* The oldest offset the broker still holds for a tm.events.v1 partition. */
+static int64_t low_watermark(struct fixture *f, rd_kafka_t *rk, int p)
+{
+    int64_t lo = -1, hi = -1;
+
+    assert_int_equal(rd_kafka_query_watermark_offsets(rk, "tm.events.v1", p, &lo, &hi, 10000),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    (void)f;
+    return lo;
+}
+
+/* Waits until the stored offsets of the events partitions add up to at least total. */
+static void wait_stored(struct fixture *f, long long total, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 100 && stored_total(f) < total; i++)
+        usleep(10000);
+    if (stored_total(f) < total)
+        fail_msg("stored offsets add up to %lld after %d s, %lld expected", stored_total(f),
+                 timeout_s, total);
+}
+
+#define KILL_EVENTS 200000
+#define KILL_CHUNKS 12
+
 /*
- * Ten SIGKILLs, each at a random moment after the running instance has made progress
- * (so it dies mid-stream, between or inside flushes), with a new slice of the input
- * produced before each: the final values equal the truth exactly.
+ * The issue's crash test: while 200,000 events (212,000 messages with the retries) are
+ * consumed, the aggregator is SIGKILLed at a random moment of each of 12 chunks and
+ * restarted: the final values equal the truth exactly.
+ *
+ * The mock cluster keeps only the last ~5 MB of batches per partition, and the input is
+ * several times that: it is produced in chunks, each once the aggregator's stored offsets
+ * have reached the end of the previous one, so retention only ever drops consumed data.
+ * That is checked: after each chunk is produced, every partition's low watermark is at or
+ * below the group's stored offset (nothing it still has to read was dropped). The moment
+ * of each kill is a random point of the chunk's progress (10% to 90% of its messages
+ * stored), plus up to 20 ms: mid-stream, between or inside flushes.
  */
 static void test_aggregator_sigkill_exactly_once(void **state)
 {
     struct fixture *f = *state;
     unsigned seed = (unsigned)time(NULL);
     FILE *fp = fopen(f->conf, "w");
-    int kills = 0;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[512];
+    rd_kafka_t *rk;
+    int kills = 0, mid = 0;
+    int64_t dropped = 0, t0 = tm_time_mono_ms();
 
     assert_non_null(fp);
-    fprintf(fp, "[aggregator]\nflush_interval = 50ms\nflush_events = 50\n"
+    fprintf(fp, "[aggregator]\nflush_interval = 50ms\nflush_events = 200\n"
                 "[kafka]\nsession_timeout = 3s\n");
     fclose(fp);
+    assert_int_equal(
+        rd_kafka_conf_set(conf, "bootstrap.servers", f->kafka.bootstrap, errstr, sizeof(errstr)),
+        RD_KAFKA_CONF_OK);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
     srand(seed);
-    make_input(f, 20000);
+    make_input(f, KILL_EVENTS);
     compute_truth(f);
     start_aggregator(f);
-    for (int k = 0; k < 10; k++) {
-        long long before = stored_total(f);
-        produce(f, f->nmsgs * (size_t)k / 10, f->nmsgs * (size_t)(k + 1) / 10);
-        for (int i = 0; i < 300 && stored_total(f) == before; i++)
-            usleep(100000);
-        usleep((useconds_t)(rand() % 150000));
-        if (!caught_up(f))
-            kills++;
+    for (int k = 0; k < KILL_CHUNKS; k++) {
+        size_t from = f->nmsgs * (size_t)k / KILL_CHUNKS,
+               to = f->nmsgs * (size_t)(k + 1) / KILL_CHUNKS;
+        long long target = (long long)from + (long long)(to - from) * (10 + rand() % 81) / 100;
+        produce(f, from, to);
+        for (int p = 0; p < PARTITIONS; p++) {
+            char key[128];
+            long long next;
+            int64_t lo = low_watermark(f, rk, p);
+            snprintf(key, sizeof(key), "tm:offset:%s:tm.events.v1:%d", GROUP, p);
+            next = hget_int(f, key, "next");
+            if (lo > (next > 0 ? next : 0))
+                fail_msg("partition %d: the broker dropped offsets up to %lld, the aggregator "
+                         "is at %lld: retention took unconsumed data (make the chunks smaller)",
+                         p, (long long)lo, next);
+        }
+        wait_stored(f, target, 60);
+        usleep((useconds_t)(rand() % 20000));
+        if (stored_total(f) < (long long)to)
+            mid++;
         assert_int_equal(tm_harness_kill9(f->agg), 0);
+        kills++;
         f->agg = -1;
         start_aggregator(f);
+        wait_stored(f, (long long)to, 120);
     }
-    print_message("aggregator: %d of 10 SIGKILLs hit mid-stream (seed %u)\n", kills, seed);
-    assert_true(kills >= 5);
+    for (int p = 0; p < PARTITIONS; p++)
+        dropped += low_watermark(f, rk, p);
+    rd_kafka_destroy(rk);
+    print_message("aggregator: %d SIGKILLs, %d mid-stream, over %zu messages in %lld s; retention "
+                  "dropped %lld consumed ones (seed %u)\n",
+                  kills, mid, f->nmsgs, (long long)(tm_time_mono_ms() - t0) / 1000,
+                  (long long)dropped, seed);
+    assert_true(mid >= 10);
     wait_caught_up(f, 120);
     check_truth(f);
     assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
@@ -567,9 +728,10 @@ static void test_aggregator_sigkill_exactly_once(void **state)
 }
 
 /*
- * Redis restarted under the aggregator: flushes fail, consumption pauses, and once Redis
- * answers again (empty: the test server has no persistence) the aggregator re-reads the
- * stored offsets (none), consumes from the beginning and the values are exact again.
+ * Redis stopped under the aggregator for a while, then started again: flushes fail,
+ * consumption pauses (/healthz answers 503, no offset moves), and once Redis answers again
+ * (empty: the test server has no persistence) the aggregator re-reads the stored offsets
+ * (none), consumes from the beginning and the values are exact again.
  */
 static void test_aggregator_redis_restart(void **state)
 {
@@ -585,15 +747,22 @@ static void test_aggregator_redis_restart(void **state)
     for (int i = 0; i < 300 && stored_total(f) < (long long)half; i++)
         usleep(100000);
     assert_int_equal(stored_total(f), (long long)half);
+    assert_int_equal(healthz(f), 200);
     redisFree(f->c);
     f->c = NULL;
-    assert_int_equal(tm_harness_redis_restart(&f->redis), 0);
+    assert_int_equal(tm_harness_stop(f->redis.pid, 10000), 0); /* down until the restart */
+    f->redis.pid = -1;
     produce(f, half, f->nmsgs);
+    wait_healthz(f, 503, 30); /* its next flush failed: paused */
+    sleep(2);                 /* retrying with backoff meanwhile */
+    assert_int_equal(healthz(f), 503);
+    assert_int_equal(tm_harness_redis_restart(&f->redis), 0);
     f->c = redisConnectWithTimeout("127.0.0.1", f->redis.port, tv);
     assert_non_null(f->c);
     assert_int_equal(f->c->err, 0);
     redisSetTimeout(f->c, tv);
     wait_caught_up(f, 120);
+    wait_healthz(f, 200, 30);
     check_truth(f);
     assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
     f->agg = -1;
