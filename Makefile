@@ -86,6 +86,9 @@ endef
 $(foreach t,$(patsubst tests/unit/test_%.c,%,$(UNIT_SRCS)),$(eval $(call unit_module,$(t))))
 # A module that calls its siblings: its unit test links them too.
 $(BUILD)/tests/unit/test_stats: $(OBJ)/aggregator/batch.o $(OBJ)/aggregator/window.o
+# The trend script runs in Redis: its test starts a private redis-server with the harness.
+$(BUILD)/tests/unit/test_trend: $(OBJ)/tests/integration/harness.o
+$(OBJ)/tests/unit/test_trend.o: CPPFLAGS += -Itests/integration
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
 REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_NAMES))

@@ -18,7 +18,10 @@
  *     members of one group run the script inside their own transactions, which Redis
  *     serialises, so the last one sees every member's increments.
  * Crashes change nothing: the script runs in the flush's transaction, applied with the
- * increments and offsets or not at all.
+ * increments and offsets or not at all. Computing the figures in C instead would read the
+ * national windows outside the transaction, and miss the increments of a member whose
+ * transaction lands in between (docs/aggregator.md). tests/unit/test_trend.c runs the
+ * script in a real redis-server against figures it computes itself.
  */
 #include <string.h>
 
