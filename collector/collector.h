@@ -14,6 +14,8 @@
  *   kafka_sink.c      the producer and its delivery reports
  *   tls.c             OpenSSL context and peer certificate names
  *   rate.c            per-operator token buckets (HTTP and Lumberjack rate limits)
+ *   enroll.c          POST /v1/enroll on its own TLS listener: a one-time token and an
+ *                     agent's certificate request in, a certificate out (optional)
  *
  * Ownership: the collector owns workers, the acceptor and the identity map; a worker owns
  * its event base, producer and connections; a connection owns its windows, and lives
@@ -80,6 +82,10 @@ struct collector_config {
     char default_operator[TM_EVENT_NAME_MAX + 1];
     char default_sector[32];
     char default_region[8];
+    /* [enroll]: token enrollment (enroll.c, docs/enrollment.md) */
+    char enroll[TM_ADDR_LEN];
+    char enroll_ca_cert[512], enroll_ca_key[512], enroll_tokens[512];
+    int64_t enroll_cert_days;
     /* [kafka.librdkafka]: passed through ("key=value") */
     char *kafka_extra[COLLECTOR_MAX_EXTRA + 1];
     int kafka_extra_count;

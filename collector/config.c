@@ -1,7 +1,7 @@
 /*
  * config.c - tm-collector's options: the INI table (docs/collector.md is its reference),
  * the [kafka.librdkafka] pass-through section, and the command-line names that override
- * the file (--kafka, --lumberjack, --syslog-tcp, --syslog-udp, --http, --admin).
+ * the file (--kafka, --lumberjack, --syslog-tcp, --syslog-udp, --http, --admin, --enroll).
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -104,6 +104,16 @@ static const struct tm_config_option options[] = {
         "operator of senders the map does not name (empty: refuse them)"),
     STR("identity", "default_sector", "other", default_sector, "sector of the default identity"),
     STR("identity", "default_region", "", default_region, "region of the default identity"),
+
+    ADDR("enroll", "listen", "", enroll,
+         "TLS listener of POST /v1/enroll for tm-agent enroll (empty: off; needs ca_key)"),
+    STR("enroll", "ca_cert", "", enroll_ca_cert, "CA certificate that signs enrolled agents"),
+    STR("enroll", "ca_key", "", enroll_ca_key,
+        "its private key (empty: enrollment off); the collector can then mint certificates"),
+    STR("enroll", "tokens", "", enroll_tokens,
+        "enrollment token file (empty: enroll-tokens beside the identity map)"),
+    NUM("enroll", "cert_days", TM_CONF_INT, "365", enroll_cert_days, 1, 3650,
+        "validity of the certificates it issues"),
     {NULL, NULL, TM_CONF_STRING, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -136,6 +146,7 @@ int collector_config_override(struct collector_config *cfg, const char *name, co
         {"syslog-tcp", "syslog", "tcp"},     {"syslog-udp", "syslog", "udp"},
         {"http", "http", "listen"},          {"admin", "collector", "admin"},
         {"workers", "collector", "workers"}, {"log-level", "collector", "log_level"},
+        {"enroll", "enroll", "listen"},
     };
     struct tm_config_spec spec = {options, NULL, NULL};
 

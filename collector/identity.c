@@ -13,6 +13,7 @@
  *     [revoked]
  *     certs = agent-9.vodokanal.example
  *     tokens_sha256 = ...
+ * A list too long for one line continues in KEY.N keys (certs.2 = ...).
  * [revoked] is the deny list: a certificate name or token there is refused even when an
  * operator section lists it (HTTP answers 403, a TLS connection is closed).
  * Tokens are stored only as SHA-256 hex digests, so the map holds no secret; a presented
@@ -167,15 +168,32 @@ static int add_network(struct entry *e, const char *item, char *err)
     return parse_network(item, &v[e->nnetworks++], err);
 }
 
+/*
+ * True for key itself and for its continuations "key.N" (N digits): a list too long for
+ * one line goes on in certs.2, certs.3, ... (tm_inifile.h; tmctl and enrollment write
+ * them so), since a key may appear once per section.
+ */
+static bool list_key(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(key, name, n) != 0)
+        return false;
+    if (key[n] == '\0')
+        return true;
+    return key[n] == '.' && key[n + 1] != '\0' &&
+           strspn(key + n + 1, "0123456789") == strlen(key + n + 1);
+}
+
 static int map_key_cb(void *arg, const char *section, const char *key, const char *value, char *err)
 {
     struct identity_map *m = arg;
     struct entry *e;
 
     if (strcmp(section, "revoked") == 0) {
-        if (strcmp(key, "certs") == 0)
+        if (list_key(key, "certs"))
             return each_item(value, add_cert, &m->revoked, err);
-        if (strcmp(key, "tokens_sha256") == 0)
+        if (list_key(key, "tokens_sha256"))
             return each_item(value, add_token, &m->revoked, err);
         return tm_err(err, "unknown key in [revoked] (certs, tokens_sha256)");
     }
@@ -194,11 +212,11 @@ static int map_key_cb(void *arg, const char *section, const char *key, const cha
             return tm_err(err, "unknown ISO 3166-2:UA region");
         return tm_strlcpy(e->id.region, value, sizeof(e->id.region));
     }
-    if (strcmp(key, "certs") == 0)
+    if (list_key(key, "certs"))
         return each_item(value, add_cert, e, err);
-    if (strcmp(key, "tokens_sha256") == 0)
+    if (list_key(key, "tokens_sha256"))
         return each_item(value, add_token, e, err);
-    if (strcmp(key, "networks") == 0)
+    if (list_key(key, "networks"))
         return each_item(value, add_network, e, err);
     return tm_err(err, "unknown key (sector, region, certs, tokens_sha256, networks)");
 }

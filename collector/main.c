@@ -14,6 +14,7 @@
 
 #include "acceptor.h"
 #include "collector.h"
+#include "enroll.h"
 #include "rate.h"
 #include "http_in.h"
 #include "syslog_in.h"
@@ -28,6 +29,7 @@ struct app {
     struct tm_admin *admin;
     struct acceptor *lumberjack, *syslog_tcp;
     struct http_in *http;
+    struct enroll *enroll;
     struct event *sigterm_ev, *sigint_ev, *sighup_ev;
     int udp_fd;
 };
@@ -36,14 +38,16 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: tm-collector [-c FILE] [--kafka BOOTSTRAP] [--lumberjack ADDR]\n"
                "                    [--syslog-tcp ADDR] [--syslog-udp ADDR] [--http ADDR]\n"
-               "                    [--admin ADDR] [--workers N] [--log-level LEVEL]\n"
+               "                    [--enroll ADDR] [--admin ADDR] [--workers N]\n"
+               "                    [--log-level LEVEL]\n"
                "\n"
                "Receives attack events from agents, Beats, syslog senders and HTTP clients,\n"
                "validates them, stamps the sender's identity and writes them to Kafka.\n"
                "A sender's events are acknowledged only once Kafka has them.\n"
                "ADDR is HOST:PORT; port 0 picks a free port (printed on stdout). Command-line\n"
                "addresses win over the config file. See docs/collector.md.\n"
-               "Signals: SIGTERM drains and exits, SIGHUP reloads the identity map.\n");
+               "Signals: SIGTERM drains and exits, SIGHUP reloads the identity map.\n"
+               "--enroll (or [enroll] listen) serves agent enrollment, docs/enrollment.md.\n");
 }
 
 static int reload_identities(struct collector *c, char *err)
@@ -118,17 +122,12 @@ static void announce(const char *name, const char *addr)
 static int parse_args(struct app *a, int argc, char **argv, char *err)
 {
     static const struct option longopts[] = {
-        {"kafka", required_argument, NULL, 'k'},
-        {"lumberjack", required_argument, NULL, 'l'},
-        {"syslog-tcp", required_argument, NULL, 't'},
-        {"syslog-udp", required_argument, NULL, 'u'},
-        {"http", required_argument, NULL, 'H'},
-        {"admin", required_argument, NULL, 'a'},
-        {"workers", required_argument, NULL, 'w'},
-        {"log-level", required_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"kafka", required_argument, NULL, 'k'},      {"lumberjack", required_argument, NULL, 'l'},
+        {"syslog-tcp", required_argument, NULL, 't'}, {"syslog-udp", required_argument, NULL, 'u'},
+        {"http", required_argument, NULL, 'H'},       {"enroll", required_argument, NULL, 'e'},
+        {"admin", required_argument, NULL, 'a'},      {"workers", required_argument, NULL, 'w'},
+        {"log-level", required_argument, NULL, 'L'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
     const char *config = NULL;
     int opt, idx;
@@ -239,6 +238,12 @@ static int setup(struct app *a, char *err)
             return -1;
         announce("http", http_in_address(a->http));
     }
+    if (cfg->enroll[0] != '\0') {
+        a->enroll = enroll_create(c, reload_identities, err);
+        if (a->enroll == NULL)
+            return -1;
+        announce("enroll", enroll_address(a->enroll));
+    }
     a->admin = tm_admin_create(c->base, cfg->admin, c->metrics, err);
     if (a->admin == NULL)
         return -1;
@@ -274,6 +279,7 @@ static void teardown(struct app *a)
     }
     acceptor_destroy(a->lumberjack);
     acceptor_destroy(a->syslog_tcp);
+    enroll_destroy(a->enroll);
     tm_admin_destroy(a->admin);
     if (a->sigterm_ev != NULL)
         event_free(a->sigterm_ev);
