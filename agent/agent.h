@@ -184,6 +184,14 @@ void agent_destroy(struct agent *a);
  */
 int report_write(const char *state_dir, struct tm_event *ev, char *id_out, char *err);
 
+/* ---- enroll.c ---------------------------------------------------------------------- */
+
+/*
+ * `tm-agent enroll ...` (argv[0] is "enroll"): trades a one-time token for this agent's
+ * certificate at a collector's enrollment listener. Returns the exit status.
+ */
+int enroll_main(int argc, char **argv);
+
 /*
  * Moves every report in the inbox into the spool through cb (which spools it), deleting
  * each file only after cb returned 0. Returns the number taken, or -1 with err.

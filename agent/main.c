@@ -1,7 +1,8 @@
 /*
  * main.c - tm-agent: options and wiring. `tm-agent [options]` runs the agent (agent.c);
  * `tm-agent report ...` files a manual incident into the running agent's inbox
- * (report.c). docs/agent.md is the manual.
+ * (report.c); `tm-agent enroll ...` trades a one-time token for the agent's certificate
+ * (enroll.c). docs/agent.md is the manual.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -21,6 +22,8 @@ static void usage(FILE *f)
             "       tm-agent report [-c FILE] [--state-dir DIR] --category C --severity N\n"
             "                --summary TEXT [--src IP] [--dst IP] [--asset NAME]\n"
             "                [--technique T] [--tactic T] [--ts RFC3339]\n"
+            "       tm-agent enroll --token TOKEN --collector HOST:PORT [--ca FILE]\n"
+            "                [--out DIR] [--user USER] (see tm-agent enroll --help)\n"
             "\n"
             "Reads an operator's security logs (files, syslog, stdin), detects attacks,\n"
             "spools every event to disk and ships it to a tm-collector over Lumberjack v2\n"
@@ -175,6 +178,10 @@ int main(int argc, char **argv)
     bool once = false, check_only = false;
     int opt, rc;
 
+    if (argc > 1 && strcmp(argv[1], "enroll") == 0) {
+        free(cfg);
+        return enroll_main(argc - 1, argv + 1);
+    }
     if (cfg == NULL || load_config(cfg, argc, argv) != 0) {
         free(cfg);
         return 2;

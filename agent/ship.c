@@ -479,19 +479,16 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-/* Sets the name the collector's certificate must carry (and SNI for DNS names). */
-static int tls_set_name(struct ship *s, SSL *ssl)
+int ship_tls_expect_name(SSL *ssl, const char *addr, const char *server_name)
 {
     char host[SHIP_ADDR_LEN];
     const char *name = host;
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
     unsigned char ip[sizeof(struct in6_addr)];
 
-    if (!s->cfg.tls_verify_name)
-        return 0;
-    if (s->server_name != NULL && s->server_name[0] != '\0')
-        name = s->server_name;
-    else if (addr_host(current(s), host, sizeof(host)) != 0)
+    if (server_name != NULL && server_name[0] != '\0')
+        name = server_name;
+    else if (addr_host(addr, host, sizeof(host)) != 0)
         return -1;
     if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
         return X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1 ? 0 : -1;
@@ -499,6 +496,14 @@ static int tls_set_name(struct ship *s, SSL *ssl)
     if (X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
         return -1;
     return SSL_set_tlsext_host_name(ssl, name) == 1 ? 0 : -1;
+}
+
+/* Sets the name the collector's certificate must carry (and SNI for DNS names). */
+static int tls_set_name(struct ship *s, SSL *ssl)
+{
+    if (!s->cfg.tls_verify_name)
+        return 0;
+    return ship_tls_expect_name(ssl, current(s), s->server_name);
 }
 
 static void connect_current(struct ship *s)

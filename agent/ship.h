@@ -14,6 +14,7 @@
 #ifndef TM_AGENT_SHIP_H
 #define TM_AGENT_SHIP_H
 
+#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,5 +125,13 @@ void ship_get_stats(const struct ship *s, struct ship_stats *out);
  * random 32 bits). Exposed for tests and for operators' documentation.
  */
 uint32_t ship_backoff_ms(uint32_t base_ms, uint32_t max_ms, unsigned failures, uint32_t rnd);
+
+/*
+ * Makes ssl (a client connection) check that the collector's certificate names
+ * server_name, or, when that is NULL or "", the host of addr ("host:port"): an IP SAN for
+ * an IP literal, else a DNS SAN or the CN (also sent as SNI). Shared by the shipper and
+ * `tm-agent enroll`. Returns 0 or -1.
+ */
+int ship_tls_expect_name(SSL *ssl, const char *addr, const char *server_name);
 
 #endif

@@ -1,0 +1,468 @@
+/*
+ * enroll.c - `tm-agent enroll`: trades a one-time enrollment token for this agent's
+ * certificate (docs/enrollment.md). The key pair (EC P-256) and the certificate request
+ * are made here and the private key never leaves the host: only the request goes to the
+ * collector, over TLS, with the token as a bearer credential. The collector's certificate
+ * must chain to the CA file given (--ca, the only trust anchor) and name the collector's
+ * address (or --server-name), as the shipper checks it.
+ *
+ * One blocking exchange: connect (with a timeout), TLS handshake, one HTTP/1.1 POST
+ * /v1/enroll with Connection: close, read the answer (at most 64 KiB) until its
+ * Content-Length or EOF. On 200 the certificate is checked against the key made here,
+ * then agent.key (0600), agent.crt and ca.crt (a copy of the pinned CA, what the agent
+ * config's tls_ca wants) are written atomically into --out; nothing is written on any
+ * failure. The token is never printed or logged; its buffers are wiped.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "ship.h"
+#include "tm/tm_config.h"
+#include "tm/tm_file.h"
+#include "tm/tm_net.h"
+#include "tm/tm_pki.h"
+
+#define ENROLL_MAX_ANSWER (64 * 1024)
+#define ENROLL_MAX_TOKEN 256
+
+struct enroll_opts {
+    char token[ENROLL_MAX_TOKEN + 1];
+    const char *token_file, *collector, *ca, *out, *server_name, *user;
+    int64_t timeout_ms;
+    bool force;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: tm-agent enroll --token TOKEN --collector HOST:PORT [--ca FILE]\n"
+               "                       [--out DIR] [--server-name NAME] [--user USER]\n"
+               "                       [--timeout 30s] [--force]\n"
+               "\n"
+               "Makes this agent's key and certificate request, sends the request with the\n"
+               "one-time TOKEN from 'tmctl enroll --token-ttl' to the collector's enrollment\n"
+               "listener over TLS (its certificate must chain to --ca, default OUT/ca.crt),\n"
+               "and writes OUT/agent.key (0600), OUT/agent.crt and OUT/ca.crt for the\n"
+               "config's [shipper] tls_key, tls_cert and tls_ca. OUT defaults to\n"
+               "/etc/tm-agent. The token may also come from --token-file FILE or the\n"
+               "environment variable TM_ENROLL_TOKEN (kept out of the process list).\n"
+               "--user: the files' owner (the user tm-agent runs as). --force replaces\n"
+               "existing files. See docs/enrollment.md.\n");
+}
+
+static int fail(const char *fmt, ...) TM_PRINTF(1, 2);
+
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("tm-agent enroll: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return -1;
+}
+
+static int set_token(struct enroll_opts *o, const char *s, size_t n)
+{
+    if (n == 0 || n > ENROLL_MAX_TOKEN)
+        return fail("the token must be 1 to %d characters", ENROLL_MAX_TOKEN);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+            return fail("the token holds a character it cannot have");
+    memcpy(o->token, s, n);
+    o->token[n] = '\0';
+    return 0;
+}
+
+/* The token from --token, --token-file or TM_ENROLL_TOKEN. */
+static int read_token(struct enroll_opts *o)
+{
+    const char *env = getenv("TM_ENROLL_TOKEN");
+    char *text = NULL, err[TM_ERR_LEN];
+    int rc;
+
+    if (o->token[0] != '\0')
+        return 0;
+    if (o->token_file != NULL) {
+        if (tm_file_read(o->token_file, 4096, false, &text, NULL, err) != 0)
+            return fail("%s", err);
+        rc = set_token(o, text, strcspn(text, "\r\n"));
+        OPENSSL_cleanse(text, strlen(text));
+        free(text);
+        return rc;
+    }
+    if (env != NULL && env[0] != '\0')
+        return set_token(o, env, strlen(env));
+    return fail("no token: give --token, --token-file or TM_ENROLL_TOKEN");
+}
+
+/* A TCP connection to addr within timeout_ms, left blocking with I/O timeouts. */
+static int connect_to(const char *addr, int64_t timeout_ms)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    struct pollfd p;
+    char err[TM_ERR_LEN];
+    int fd, flags, soerr = 0;
+    socklen_t elen = sizeof(soerr);
+
+    if (tm_net_parse_addr(addr, &ss, &len, err) != 0)
+        return fail("--collector '%s': %s", addr, err);
+    fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return fail("socket: %s", strerror(errno));
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0 && errno != EINPROGRESS) {
+        fail("cannot connect to '%s': %s", addr, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    p.fd = fd;
+    p.events = POLLOUT;
+    if (poll(&p, 1, (int)timeout_ms) != 1 ||
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &elen) != 0 || soerr != 0) {
+        fail("cannot connect to '%s': %s", addr, soerr != 0 ? strerror(soerr) : "timed out");
+        close(fd);
+        return -1;
+    }
+    flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static const char *ssl_reason(void)
+{
+    static char buf[256];
+    unsigned long e = ERR_get_error();
+
+    if (e == 0)
+        return "connection closed";
+    ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return buf;
+}
+
+/*
+ * POSTs the request over TLS and reads the answer into *answer (NUL-terminated, malloc'd)
+ * with its HTTP status. Returns 0 or -1 (reported).
+ */
+static int exchange(const struct enroll_opts *o, const char *csr, size_t csrlen, int *status,
+                    char **answer)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = NULL;
+    char head[1024], *buf = NULL, *body;
+    size_t used = 0;
+    long vr;
+    int fd = -1, rc = -1, n;
+    int64_t clen = -1;
+
+    *answer = NULL;
+    if (ctx == NULL)
+        return fail("cannot create a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
+        fail("cannot load CA '%s': %s", o->ca, ssl_reason());
+        goto out;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    fd = connect_to(o->collector, o->timeout_ms);
+    if (fd < 0)
+        goto out;
+    ssl = SSL_new(ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
+        ship_tls_expect_name(ssl, o->collector, o->server_name) != 0) {
+        fail("cannot set up TLS to '%s'", o->collector);
+        goto out;
+    }
+    if (SSL_connect(ssl) != 1) {
+        vr = SSL_get_verify_result(ssl);
+        fail("TLS handshake with '%s' failed: %s", o->collector,
+             vr != X509_V_OK ? X509_verify_cert_error_string(vr) : ssl_reason());
+        goto out;
+    }
+    n = snprintf(head, sizeof(head),
+                 "POST /v1/enroll HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/pkcs10\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\nUser-Agent: tm-agent/%s\r\n\r\n",
+                 o->collector, o->token, csrlen, AGENT_VERSION);
+    if (n < 0 || (size_t)n >= sizeof(head) || SSL_write(ssl, head, n) != n ||
+        SSL_write(ssl, csr, (int)csrlen) != (int)csrlen) {
+        OPENSSL_cleanse(head, sizeof(head));
+        fail("cannot send the request to '%s': %s", o->collector, ssl_reason());
+        goto out;
+    }
+    OPENSSL_cleanse(head, sizeof(head));
+    buf = malloc(ENROLL_MAX_ANSWER + 1);
+    if (buf == NULL) {
+        fail("out of memory");
+        goto out;
+    }
+    for (;;) {
+        char *end;
+        n = SSL_read(ssl, buf + used, (int)(ENROLL_MAX_ANSWER - used));
+        if (n <= 0)
+            break;
+        used += (size_t)n;
+        buf[used] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        if (end != NULL && clen < 0) {
+            const char *h = strcasestr(buf, "\r\nContent-Length:");
+            if (h != NULL && h < end)
+                clen = strtoll(h + 17, NULL, 10);
+        }
+        if (end != NULL && clen >= 0 && used >= (size_t)(end + 4 - buf) + (size_t)clen)
+            break;
+        if (used == ENROLL_MAX_ANSWER) {
+            fail("the collector's answer is larger than %d bytes", ENROLL_MAX_ANSWER);
+            goto out;
+        }
+    }
+    buf[used] = '\0';
+    body = strstr(buf, "\r\n\r\n");
+    if (body == NULL || sscanf(buf, "HTTP/1.%*d %d", status) != 1) {
+        fail("no HTTP answer from '%s' (%s)", o->collector, used == 0 ? "nothing" : "garbled");
+        goto out;
+    }
+    *answer = strdup(body + 4);
+    rc = *answer != NULL ? 0 : fail("out of memory");
+out:
+    free(buf);
+    if (ssl != NULL) {
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+    }
+    if (fd >= 0)
+        close(fd);
+    SSL_CTX_free(ctx);
+    return rc;
+}
+
+/* Writes the files; removes what it wrote when one fails. */
+static int write_files(const struct enroll_opts *o, const char *key, size_t klen, const char *cert,
+                       size_t clen, const char *ca, size_t calen, char paths[3][600])
+{
+    static const char *const names[3] = {"agent.key", "agent.crt", "ca.crt"};
+    const char *data[3] = {key, cert, ca};
+    size_t lens[3] = {klen, clen, calen};
+    mode_t modes[3] = {0600, 0644, 0644};
+    bool wrote[3] = {false, false, false};
+    char err[TM_ERR_LEN];
+    struct passwd pw, *pwp = NULL;
+    char pwbuf[4096];
+
+    if (o->user != NULL &&
+        (getpwnam_r(o->user, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL))
+        return fail("--user '%s': no such user", o->user);
+    for (int i = 0; i < 3; i++) {
+        char *old = NULL;
+        size_t oldlen = 0;
+        int flags = o->force ? 0 : TM_FILE_NO_REPLACE;
+
+        snprintf(paths[i], 600, "%s/%s", o->out, names[i]);
+        /* ca.crt already there with the same certificate (the default --ca): keep it */
+        if (i == 2 && tm_file_read(paths[i], TM_PKI_PEM_MAX, true, &old, &oldlen, err) == 0 &&
+            oldlen == calen && memcmp(old, ca, calen) == 0) {
+            free(old);
+            continue;
+        }
+        free(old);
+        if (tm_file_write_atomic(paths[i], data[i], lens[i], modes[i], flags, err) != 0 ||
+            (pwp != NULL && chown(paths[i], pw.pw_uid, pw.pw_gid) != 0)) {
+            fail("%s%s", err[0] != '\0' ? err : strerror(errno),
+                 errno == EEXIST ? " (--force replaces it)" : "");
+            for (int k = 0; k < i; k++)
+                if (wrote[k])
+                    unlink(paths[k]);
+            return -1;
+        }
+        wrote[i] = true;
+    }
+    return 0;
+}
+
+static int run(struct enroll_opts *o)
+{
+    char capath[600], err[TM_ERR_LEN], paths[3][600], host[256] = "tm-agent";
+    char *ca_pem = NULL, *csr_pem = NULL, *key_pem = NULL, *answer = NULL;
+    size_t calen = 0, csrlen = 0, klen = 0;
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    X509 *ca = NULL, *cert = NULL;
+    json_t *j = NULL;
+    json_error_t je;
+    const char *cert_pem;
+    int status = 0, rc = 1;
+    struct stat st;
+
+    if (o->ca == NULL) {
+        snprintf(capath, sizeof(capath), "%s/ca.crt", o->out);
+        o->ca = capath;
+    }
+    if (read_token(o) != 0)
+        return 2;
+    if (tm_file_read(o->ca, TM_PKI_PEM_MAX, false, &ca_pem, &calen, err) != 0 ||
+        (ca = tm_pki_cert_parse(ca_pem, calen, err)) == NULL) {
+        fail("--ca: %s", err);
+        goto out;
+    }
+    if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fail("--out '%s' is not a directory", o->out);
+        goto out;
+    }
+    if (!o->force) {
+        char p[600];
+        snprintf(p, sizeof(p), "%s/agent.key", o->out);
+        if (stat(p, &st) == 0) {
+            fail("'%s' exists already (--force replaces it)", p);
+            goto out;
+        }
+    }
+    gethostname(host, sizeof(host) - 1);
+    key = tm_pki_key_new(err);
+    req = key != NULL ? tm_pki_csr_new(key, host, err) : NULL;
+    csr_pem = req != NULL ? tm_pki_csr_pem(req, &csrlen) : NULL;
+    if (csr_pem == NULL) {
+        fail("%s", err);
+        goto out;
+    }
+    if (exchange(o, csr_pem, csrlen, &status, &answer) != 0)
+        goto out;
+    j = json_loads(answer, 0, &je);
+    if (status != 200) {
+        const char *msg = json_string_value(json_object_get(j, "error"));
+        fail("the collector refused (HTTP %d): %s", status, msg != NULL ? msg : "no reason given");
+        goto out;
+    }
+    cert_pem = json_string_value(json_object_get(j, "cert"));
+    cert = cert_pem != NULL ? tm_pki_cert_parse(cert_pem, strlen(cert_pem), err) : NULL;
+    if (cert == NULL) {
+        fail("the collector's answer holds no certificate");
+        goto out;
+    }
+    if (X509_check_private_key(cert, key) != 1) {
+        fail("the certificate the collector sent is not for the key made here");
+        goto out;
+    }
+    key_pem = tm_pki_key_pem(key, &klen);
+    if (key_pem == NULL ||
+        write_files(o, key_pem, klen, cert_pem, strlen(cert_pem), ca_pem, calen, paths) != 0)
+        goto out;
+    printf("enrolled: %s (operator %s, sector %s, region %s), valid until %s\n"
+           "wrote %s, %s, %s\n"
+           "in tm-agent.ini [shipper]: tls_ca = %s, tls_cert = %s, tls_key = %s\n",
+           json_string_value(json_object_get(j, "name")),
+           json_string_value(json_object_get(j, "operator")),
+           json_string_value(json_object_get(j, "sector")),
+           json_string_value(json_object_get(j, "region")),
+           json_string_value(json_object_get(j, "not_after")), paths[0], paths[1], paths[2],
+           paths[2], paths[1], paths[0]);
+    rc = 0;
+out:
+    OPENSSL_cleanse(o->token, sizeof(o->token));
+    if (key_pem != NULL) {
+        OPENSSL_cleanse(key_pem, klen);
+        free(key_pem);
+    }
+    json_decref(j);
+    free(answer);
+    free(csr_pem);
+    free(ca_pem);
+    X509_free(cert);
+    X509_free(ca);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int enroll_main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"token", required_argument, NULL, 't'},
+        {"token-file", required_argument, NULL, 'T'},
+        {"collector", required_argument, NULL, 'k'},
+        {"ca", required_argument, NULL, 'a'},
+        {"out", required_argument, NULL, 'o'},
+        {"server-name", required_argument, NULL, 's'},
+        {"user", required_argument, NULL, 'u'},
+        {"timeout", required_argument, NULL, 'w'},
+        {"force", no_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct enroll_opts o;
+    int opt;
+
+    memset(&o, 0, sizeof(o));
+    o.out = "/etc/tm-agent";
+    o.timeout_ms = 30000;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 't':
+            if (set_token(&o, optarg, strlen(optarg)) != 0)
+                return 2;
+            break;
+        case 'T':
+            o.token_file = optarg;
+            break;
+        case 'k':
+            o.collector = optarg;
+            break;
+        case 'a':
+            o.ca = optarg;
+            break;
+        case 'o':
+            o.out = optarg;
+            break;
+        case 's':
+            o.server_name = optarg;
+            break;
+        case 'u':
+            o.user = optarg;
+            break;
+        case 'w':
+            if (tm_config_parse_duration(optarg, &o.timeout_ms) != 0 || o.timeout_ms < 100 ||
+                o.timeout_ms > 600000) {
+                fail("--timeout '%s': expected 100ms to 10m", optarg);
+                return 2;
+            }
+            break;
+        case 'f':
+            o.force = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || o.collector == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    return run(&o);
+}
