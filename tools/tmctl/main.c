@@ -65,6 +65,16 @@ static void usage(FILE *f)
                "  export [--since 7d|YYYY-MM-DD] [--format csv|json|stix]\n"
                "         [--table incidents|sectors|sources] [--top N]\n"
                "\n"
+               "agent enrollment (docs/enrollment.md; [ca] and [collector] in the config):\n"
+               "  ca init [--dir DIR] [--days N]    the enrollment CA: ca.crt, ca.key\n"
+               "  ca server-cert --dns NAME [--ip ADDR] [--out DIR]\n"
+               "                                    a collector's TLS certificate\n"
+               "  enroll --operator ID [--sector S] [--region UA-NN] [--name NAME]\n"
+               "         [--cert-out DIR | --token | --token-ttl 24h]\n"
+               "                                    an agent's certificate now, or a one-time\n"
+               "                                    token for tm-agent enroll\n"
+               "  revoke NAME_OR_OPERATOR [--tokens] deny certificate names (and tokens)\n"
+               "\n"
                "-c FILE: INI config (docs/planners.md); --redis wins over its [redis] address.\n"
                "--now: RFC 3339 time taken as now (reproducible reports); default the clock.\n"
                "The Redis password comes from the config, its password_file or\n"
@@ -159,6 +169,12 @@ int main(int argc, char **argv)
         rc = ctl_cmd_match(&c, argc, argv);
     else if (strcmp(argv[0], "export") == 0)
         rc = ctl_cmd_export(&c, argc, argv);
+    else if (strcmp(argv[0], "ca") == 0)
+        rc = ctl_cmd_ca(&c, argc - 1, argv + 1);
+    else if (strcmp(argv[0], "enroll") == 0)
+        rc = ctl_cmd_enroll(&c, argc, argv);
+    else if (strcmp(argv[0], "revoke") == 0)
+        rc = ctl_cmd_revoke(&c, argc, argv);
     else {
         ctl_error("unknown command '%s'", argv[0]);
         usage(stderr);

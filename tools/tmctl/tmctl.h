@@ -12,6 +12,7 @@
  *   tmctl_config.c   the INI file and its defaults
  *   store.c          Redis: connection, needs and offers keys
  *   cmd_needs.c, cmd_offers.c, cmd_priorities.c, cmd_match.c, cmd_export.c: the commands
+ *   cmd_ca.c, cmd_enroll.c: agent enrollment (docs/enrollment.md): the CA, enroll, revoke
  *   main.c           global options and dispatch
  *
  * csv, records, mapping, score, match and stix touch neither Redis nor files, so their
@@ -22,6 +23,8 @@
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -338,6 +341,15 @@ struct ctl_config {
     int64_t top_sources;
     struct ctl_mapping mapping;
     int64_t weights[32]; /* [risk]: by tm_sectors index */
+    /* [ca], [collector]: enrollment (cmd_ca.c, cmd_enroll.c) */
+    char ca_dir[512];
+    int64_t cert_days;
+    char name_domain[128];
+    char identity_map[512];
+    char tokens[512];
+    char pid_file[512];
+    char reload_command[512];
+    char enroll_address[256];
 };
 
 /*
@@ -416,6 +428,15 @@ int ctl_cmd_offers(struct ctl *c, int argc, char **argv);
 int ctl_cmd_priorities(struct ctl *c, int argc, char **argv);
 int ctl_cmd_match(struct ctl *c, int argc, char **argv);
 int ctl_cmd_export(struct ctl *c, int argc, char **argv);
+int ctl_cmd_ca(struct ctl *c, int argc, char **argv);
+int ctl_cmd_enroll(struct ctl *c, int argc, char **argv);
+int ctl_cmd_revoke(struct ctl *c, int argc, char **argv);
+
+/*
+ * The enrollment CA of dir: DIR/ca.crt and DIR/ca.key, checked to belong together.
+ * Returns 0 with both (free with X509_free, EVP_PKEY_free), or -1 with err.
+ */
+int ctl_ca_load(const char *dir, X509 **cert, EVP_PKEY **key, char *err);
 
 /*
  * Computes the priority of every open need (setting needs[i].priority; closed needs get

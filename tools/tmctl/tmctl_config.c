@@ -5,6 +5,9 @@
  * file's [risk] can be copied into the other; defaults are the criticality column of
  * tm_sectors, shared through libtm).
  *
+ * [ca] and [collector] say where the enrollment CA, the collector's identity map and its
+ * token file are, and how to make the collector reload (docs/enrollment.md).
+ *
  * The Redis password comes from [redis] password, or password_file (first line), or the
  * environment variable TMCTL_REDIS_PASSWORD, in that order; it is sent with AUTH only,
  * never printed or logged.
@@ -41,6 +44,22 @@ static const struct tm_config_option options[] = {
      "days open at which the age factor reaches its maximum of 2"},
     {"export", "top_sources", TM_CONF_INT, "20", OFF(top_sources), 0, 0, 1000, NULL,
      "indicators exported for the top sources of the window"},
+    {"ca", "dir", TM_CONF_STRING, "/etc/tm-collector/ca", OFF(ca_dir), SZ(ca_dir), 0, 0, NULL,
+     "the enrollment CA: ca.crt and ca.key (docs/enrollment.md)"},
+    {"ca", "cert_days", TM_CONF_INT, "365", OFF(cert_days), 0, 1, 3650, NULL,
+     "validity of the certificates tmctl enroll issues"},
+    {"ca", "name_domain", TM_CONF_STRING, "agents.tm", OFF(name_domain), SZ(name_domain), 0, 0,
+     NULL, "agents are named OPERATOR-RANDOM.<name_domain> unless --name says otherwise"},
+    {"collector", "identity_map", TM_CONF_STRING, "/etc/tm-collector/identities.ini",
+     OFF(identity_map), SZ(identity_map), 0, 0, NULL, "the collector's identity map"},
+    {"collector", "tokens", TM_CONF_STRING, "", OFF(tokens), SZ(tokens), 0, 0, NULL,
+     "enrollment token file (empty: enroll-tokens beside the identity map)"},
+    {"collector", "pid_file", TM_CONF_STRING, "", OFF(pid_file), SZ(pid_file), 0, 0, NULL,
+     "after a map change, SIGHUP the pid in this file"},
+    {"collector", "reload_command", TM_CONF_STRING, "", OFF(reload_command), SZ(reload_command), 0,
+     0, NULL, "after a map change, run this (e.g. systemctl reload tm-collector)"},
+    {"collector", "enroll_address", TM_CONF_STRING, "", OFF(enroll_address), SZ(enroll_address), 0,
+     0, NULL, "HOST:PORT of the collector's [enroll] listener, for the printed agent command"},
     {NULL, NULL, TM_CONF_STRING, NULL, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -61,7 +80,7 @@ static int dynamic_cb(void *arg, const char *section, const char *key, const cha
         return 0;
     }
     return tm_err(err, "unknown section (known: tmctl, redis, priorities, export, mapping, "
-                       "risk)");
+                       "risk, ca, collector)");
 }
 
 static int read_password(struct ctl_config *cfg, char *err)
