@@ -23,7 +23,10 @@ FUZZ_SECONDS ?= 60
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -Wold-style-definition -Wvla -Wundef
 OPT ?= -O2 -g
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP
+# The release: the VERSION file is the only place it is written (binaries print it with
+# --version; deploy/debian/build-debs.sh names the packages after it).
+TM_VERSION := $(shell tr -d '[:space:]' < VERSION)
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -MMD -MP -DTM_VERSION='"$(TM_VERSION)"'
 CFLAGS ?=
 CFLAGS += -std=c11 $(OPT) $(WARN) -pthread -fno-strict-aliasing
 
@@ -113,7 +116,7 @@ $(LIBTM): $(LIBTM_OBJS)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(OBJ)/%.o: %.c
+$(OBJ)/%.o: %.c VERSION
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(PKG_CFLAGS) $(CFLAGS) -c -o $@ $<
 

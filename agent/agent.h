@@ -37,7 +37,7 @@
 #include "tm/tm_metrics.h"
 #include "tm/tm_parse.h"
 
-#define AGENT_VERSION "0.1.0"
+#define AGENT_VERSION TM_VERSION
 #define AGENT_MAX_INPUTS 32
 #define AGENT_MAX_GLOBS 16
 #define AGENT_PATH_LEN 512

@@ -18,7 +18,6 @@
 #include "tm/tm_admin.h"
 #include "tm/tm_log.h"
 
-#define VERSION "0.1.0"
 #define POLL_MS 50
 
 static volatile sig_atomic_t stop_signal, hup_signal;
@@ -82,7 +81,7 @@ static int parse_args(struct app *a, int argc, char **argv, char *err)
             usage(stdout);
             exit(0);
         } else if (opt == 'V') {
-            printf("tm-aggregator %s\n", VERSION);
+            printf("tm-aggregator %s\n", TM_VERSION);
             exit(0);
         } else if (opt == '?') {
             usage(stderr);

@@ -22,8 +22,6 @@
 #include "tm/tm_admin.h"
 #include "tm/tm_log.h"
 
-#define VERSION "0.1.0"
-
 struct app {
     struct collector c;
     struct tm_admin *admin;
@@ -140,7 +138,7 @@ static int parse_args(struct app *a, int argc, char **argv, char *err)
             usage(stdout);
             exit(0);
         } else if (opt == 'V') {
-            printf("tm-collector %s\n", VERSION);
+            printf("tm-collector %s\n", TM_VERSION);
             exit(0);
         } else if (opt == '?') {
             usage(stderr);

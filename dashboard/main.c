@@ -19,8 +19,6 @@
 #include "tm/tm_admin.h"
 #include "tm/tm_log.h"
 
-#define VERSION "0.1.0"
-
 struct app {
     struct dash d;
     const char *config_path;
@@ -57,7 +55,7 @@ static int parse_args(struct app *a, int argc, char **argv, char *err)
             usage(stdout);
             exit(0);
         } else if (opt == 'V') {
-            printf("tm-dashboard %s\n", VERSION);
+            printf("tm-dashboard %s\n", TM_VERSION);
             exit(0);
         } else if (opt == '?') {
             usage(stderr);

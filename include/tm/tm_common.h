@@ -10,6 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The release, from the VERSION file: the Makefile passes -DTM_VERSION. */
+#ifndef TM_VERSION
+#error "TM_VERSION is not defined: build with the project's Makefile"
+#endif
+
 /* Size of the caller-provided error buffers that config, network and codec helpers fill. */
 #define TM_ERR_LEN 256
 

@@ -12,13 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tm/tm_common.h"
 #include "tm/tm_config.h"
 #include "tm/tm_log.h"
 #include "tm/tm_tables.h"
 #include "tm/tm_time.h"
 #include "tmctl.h"
 
-#define VERSION "0.1.0"
 #define DAY_MS 86400000LL
 
 void ctl_error(const char *fmt, ...)
@@ -112,7 +112,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'V':
-            printf("tmctl %s\n", VERSION);
+            printf("tmctl %s\n", TM_VERSION);
             return 0;
         default:
             usage(stderr);
