@@ -700,6 +700,8 @@ static int redis_start_on(struct tm_harness_redis *r, int port)
                     aof ? "yes" : "no",
                     "--appendfsync",
                     aof ? r->appendfsync : "everysec",
+                    "--aof-timestamp-enabled",
+                    aof ? "yes" : "no",
                     "--dir",
                     r->dir,
                     "--daemonize",
@@ -811,6 +813,25 @@ int tm_harness_redis_kill9_restart(struct tm_harness_redis *r)
     if (r->pid > 0 && tm_harness_kill9(r->pid) != 0)
         return -1;
     r->pid = -1;
+    return redis_start_again(r);
+}
+
+int tm_harness_redis_kill9_rollback(struct tm_harness_redis *r, int seconds)
+{
+    char manifest[320], ts[32];
+    char *argv[] = {"redis-check-aof", "--truncate-to-timestamp", ts, manifest, NULL};
+    struct timespec now;
+
+    if (r->appendfsync[0] == '\0' || (r->pid > 0 && tm_harness_kill9(r->pid) != 0))
+        return -1;
+    r->pid = -1;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(ts, sizeof(ts), "%lld", (long long)now.tv_sec - seconds);
+    snprintf(manifest, sizeof(manifest), "%s/appendonlydir/appendonly.aof.manifest", r->dir);
+    if (tm_harness_run(argv, NULL, NULL, 30000) != 0) {
+        fprintf(stderr, "harness: redis-check-aof could not cut '%s' back to %s\n", manifest, ts);
+        return -1;
+    }
     return redis_start_again(r);
 }
 

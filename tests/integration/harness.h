@@ -139,6 +139,14 @@ int tm_harness_redis_restart(struct tm_harness_redis *r);
  */
 int tm_harness_redis_kill9_restart(struct tm_harness_redis *r);
 
+/*
+ * Crashes the server (SIGKILL), cuts its append-only file back to how it stood seconds
+ * ago (redis-check-aof --truncate-to-timestamp, at a transaction boundary: the AOF carries
+ * time stamps), and starts it again: a Redis that lost its last acknowledged writes, as
+ * one with appendfsync everysec can after a power cut. Returns 0 or -1.
+ */
+int tm_harness_redis_kill9_rollback(struct tm_harness_redis *r, int seconds);
+
 /* A running tm-devkafka. */
 struct tm_harness_kafka {
     pid_t pid;
