@@ -4,8 +4,17 @@
  * Invariant: an input's read position is persisted (checkpoint) only after every event
  * made from the lines before it is in the spool file, and fsynced when the fsync policy
  * promises power-loss safety. With fsync = always the checkpoint follows each flush; with
- * fsync = interval it follows each spool_sync; with never, each flush (page cache only).
- * A crash re-reads at most the lines since the last checkpoint.
+ * fsync = interval it follows each spool_sync (which flushes first); with never, each
+ * flush (page cache only).
+ *
+ * With fsync = interval each flush also writes a fast registry (no fsync), stamped with
+ * the last seq of each spool lane. At start-up a file input takes it instead of the
+ * durable registry when it is newer and the spool still reaches its stamps: after a
+ * SIGKILL that is always so, and no line is read twice (a line read twice would get a new
+ * seq, a gap in the seqs downstream although nothing was lost). After a power loss that
+ * took unsynced spool records, the stamps are past the spool, and the durable registry
+ * is used: the lines since the last sync are read again, their events lost from the spool
+ * are made again, and the few that had reached the disk come twice (same ids, new seqs).
  *
  * Priority lane: manual reports and events of severity 9-10 go to the spool's priority
  * lane, which the shipper drains first and the spool cap never drops; the detectors never
@@ -171,6 +180,12 @@ static void emit_cb(void *arg, struct tm_event *ev)
         tm_log_error("input '%s': %s", in->cfg->name, err);
 }
 
+static int flush_spool(struct agent *a);
+static void checkpoint_inputs(struct agent *a, bool fast);
+
+/* Half the batch size at which spool_append writes a record on its own (spool.h). */
+#define EARLY_FLUSH_BYTES (128u * 1024)
+
 void agent_line(struct input *in, const char *line, size_t len, const struct line_origin *origin)
 {
     struct agent *a = in->agent;
@@ -198,19 +213,37 @@ void agent_line(struct input *in, const char *line, size_t len, const struct lin
         log_once(in, ERR_PARSE, err, line, len);
         break;
     }
+    /* A big pending batch is flushed here, at a line boundary and with a checkpoint,
+     * before the spool would write it by itself with no checkpoint to match. */
+    if (spool_pending_bytes(a->spool) >= EARLY_FLUSH_BYTES && flush_spool(a) == 0)
+        checkpoint_inputs(a, a->cfg->fsync == SPOOL_FSYNC_INTERVAL);
 }
 
 /* ---- flush, sync, checkpoint ------------------------------------------------------- */
 
-static void checkpoint_inputs(struct agent *a)
+void agent_spool_mark(const struct agent *a, uint64_t mark[AGENT_MARK_WORDS])
+{
+    mark[0] = spool_lane_last(a->spool, SPOOL_PRIORITY);
+    mark[1] = spool_lane_last(a->spool, SPOOL_BULK);
+}
+
+int agent_spool_sync(struct agent *a, char *err)
+{
+    return spool_sync(a->spool, err);
+}
+
+/* fast: the fast registries (after a flush), not the durable ones (after a sync). */
+static void checkpoint_inputs(struct agent *a, bool fast)
 {
     char err[TM_ERR_LEN];
+    uint64_t mark[AGENT_MARK_WORDS];
 
     if (a->spool_broken)
         return; /* never move a read position past events that are not on disk */
+    agent_spool_mark(a, mark);
     for (int i = 0; i < a->ninputs; i++) {
         struct input *in = &a->inputs[i];
-        if (in->ops->checkpoint != NULL && in->ops->checkpoint(in, err) != 0) {
+        if (in->ops->checkpoint != NULL && in->ops->checkpoint(in, mark, fast, err) != 0) {
             tm_log_error("input '%s': %s", in->cfg->name, err);
             remember_error(a, err);
         }
@@ -239,8 +272,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     a->flush_armed = false;
     if (flush_spool(a) != 0)
         return;
-    if (a->cfg->fsync != SPOOL_FSYNC_INTERVAL)
-        checkpoint_inputs(a);
+    checkpoint_inputs(a, a->cfg->fsync == SPOOL_FSYNC_INTERVAL);
     ship_kick(a->ship);
 }
 
@@ -262,12 +294,16 @@ static void sync_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    /* The positions saved below cover every line read so far: their events must all be
+     * in the file before the fsync, pending ones included. */
+    if (flush_spool(a) != 0)
+        return;
     if (spool_sync(a->spool, err) != 0) {
         tm_log_error("spool: %s", err);
         remember_error(a, err);
         return;
     }
-    checkpoint_inputs(a);
+    checkpoint_inputs(a, false);
 }
 
 /* ---- reports, ticks, signals ------------------------------------------------------- */
@@ -676,7 +712,7 @@ void agent_destroy(struct agent *a)
         if (a->cfg->fsync != SPOOL_FSYNC_NEVER && spool_sync(a->spool, err) != 0)
             tm_log_error("spool: %s", err);
         else
-            checkpoint_inputs(a);
+            checkpoint_inputs(a, false);
     }
     for (int i = 0; i < a->ninputs; i++) {
         struct input *in = &a->inputs[i];

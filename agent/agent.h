@@ -41,6 +41,7 @@
 #define AGENT_MAX_INPUTS 32
 #define AGENT_MAX_GLOBS 16
 #define AGENT_PATH_LEN 512
+#define AGENT_MARK_WORDS 2 /* a checkpoint's stamp: the last seq of each spool lane */
 
 enum input_type { INPUT_FILE, INPUT_SYSLOG_UDP, INPUT_SYSLOG_TCP, INPUT_STDIN };
 
@@ -111,8 +112,13 @@ struct input_ops {
     const char *type;
     /* Opens files or sockets and starts feeding agent_line(). -1 with err on failure. */
     int (*start)(struct input *in, char *err);
-    /* Every line handed to agent_line() so far is durable: persist the read position. */
-    int (*checkpoint)(struct input *in, char *err);
+    /*
+     * Every line handed to agent_line() so far has its events in the spool file: save the
+     * read position, stamped with mark (agent_spool_mark). fast: after a flush, without
+     * fsync; otherwise after a spool fsync, durably.
+     */
+    int (*checkpoint)(struct input *in, const uint64_t mark[AGENT_MARK_WORDS], bool fast,
+                      char *err);
     /* True when the input has no more to give (stdin at EOF). */
     bool (*finished)(const struct input *in);
     void (*stop)(struct input *in);
@@ -141,6 +147,15 @@ extern const struct input_ops input_stdin_ops;
 
 /* The event loop of the agent (inputs add their events to it). */
 struct event_base *agent_base(struct agent *a);
+
+/*
+ * The stamp of a checkpoint taken now: spool_lane_last of the priority and bulk lanes.
+ * A saved position is usable after a crash only if the spool still reaches its stamp.
+ */
+void agent_spool_mark(const struct agent *a, uint64_t mark[AGENT_MARK_WORDS]);
+
+/* fsyncs the spool (before a position saved without fsync is made durable). 0 or -1. */
+int agent_spool_sync(struct agent *a, char *err);
 
 /* A directory under the state dir for an input's own files ("registry.NAME"). */
 void agent_state_path(const struct agent *a, const char *name, char *out, size_t outlen);

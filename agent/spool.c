@@ -1251,6 +1251,30 @@ int spool_ack(struct spool *s, enum spool_lane lane, uint64_t seq, char *err)
     return 0;
 }
 
+size_t spool_pending_bytes(const struct spool *s)
+{
+    return s->lanes[SPOOL_PRIORITY].pend.len + s->lanes[SPOOL_BULK].pend.len;
+}
+
+uint64_t spool_lane_last(const struct spool *s, enum spool_lane lane)
+{
+    const struct lane *l;
+    uint64_t last;
+
+    if (lane != SPOOL_PRIORITY && lane != SPOOL_BULK)
+        return 0;
+    l = &s->lanes[lane];
+    last = l->acked;
+    for (size_t i = l->nsegs; i > 0; i--)
+        if (l->segs[i - 1].size > 0) { /* seqs rise across segments */
+            last = max64(last, l->segs[i - 1].last);
+            break;
+        }
+    if (lane == SPOOL_BULK)
+        last = max64(last, s->drop_floor);
+    return last;
+}
+
 uint64_t spool_acked(const struct spool *s, enum spool_lane lane)
 {
     if (lane != SPOOL_PRIORITY && lane != SPOOL_BULK)

@@ -110,6 +110,19 @@ long spool_read(struct spool *s, enum spool_lane lane, uint64_t after_seq, size_
  */
 int spool_ack(struct spool *s, enum spool_lane lane, uint64_t seq, char *err);
 
+/* Bytes appended and not yet written (both lanes). spool_append writes a lane's batch by
+ * itself at 256 KiB; an owner that saves read positions only after spool_flush calls
+ * spool_flush before that, so no record is written that its positions do not cover. */
+size_t spool_pending_bytes(const struct spool *s);
+
+/*
+ * The highest seq the lane has written (pending events not included) or accounted for:
+ * in a segment, acknowledged, or dropped by the cap. After spool_open, what survived a
+ * crash: every event of the lane up to it is on disk, in a collector's hands or counted
+ * lost (0 for an empty lane).
+ */
+uint64_t spool_lane_last(const struct spool *s, enum spool_lane lane);
+
 /* The lane's acknowledged position (0 when nothing was acknowledged yet). */
 uint64_t spool_acked(const struct spool *s, enum spool_lane lane);
 

@@ -43,6 +43,7 @@
 #include <event2/event.h>
 
 #include "tm/tm_common.h"
+#include "tm/tm_file.h"
 #include "tm/tm_log.h"
 
 #define FP_MAX 256
@@ -51,7 +52,8 @@
 #define DEFAULT_READ_CHUNK (64 * 1024)
 #define DEFAULT_RESCAN_MS 2000
 #define DEFAULT_ROTATED_IDLE_MS 5000
-#define REGISTRY_MAGIC "tm-tail-registry 1"
+#define REGISTRY_MAGIC "tm-tail-registry 2"
+#define REGISTRY_MAGIC_V1 "tm-tail-registry 1" /* no mark line: read as mark 0 0 */
 
 #define FILE_MASK (IN_MODIFY | IN_MOVE_SELF | IN_DELETE_SELF | IN_ATTRIB)
 #define DIR_MASK (IN_CREATE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE)
@@ -92,6 +94,8 @@ struct tail {
     char **globs;
     size_t n_globs;
     char *registry_path;
+    char *fast_path;                /* registry written by tail_checkpoint_fast */
+    uint64_t mark[TAIL_MARK_WORDS]; /* written with the next checkpoint */
     enum tail_start start;
     size_t max_line;
     size_t max_files;
@@ -630,12 +634,14 @@ static int load_registry(struct tail *t, char *err)
         if (line[n - 1] == '\n')
             line[--n] = '\0';
         if (lineno == 1) {
-            if (strcmp(line, REGISTRY_MAGIC) != 0) {
+            if (strcmp(line, REGISTRY_MAGIC) != 0 && strcmp(line, REGISTRY_MAGIC_V1) != 0) {
                 tm_err(err, "'%s': not a tail registry", t->registry_path);
                 goto out;
             }
             continue;
         }
+        if (lineno == 2 && strncmp(line, "mark ", 5) == 0)
+            continue; /* tail_registry_mark reads it */
         if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %u %u %16" SCNx64 "%n", &e.dev,
                    &e.ino, &e.off, &skip, &e.fp_len, &e.fp, &pos) != 6 ||
             line[pos] != ' ' || skip > 1 || e.fp_len > FP_MAX) {
@@ -800,74 +806,77 @@ static void current_name(const struct tfile *f, char *out, size_t outlen)
     clean_path(out);
 }
 
-int tail_checkpoint(struct tail *t, char *err)
+/* Writes the registry to path: atomically, and durably unless fast (no fsync at all). */
+static int write_registry(struct tail *t, const char *path, bool fast, char *err)
 {
-    char tmp[PATH_MAX];
-    char dir[PATH_MAX];
     char name[PATH_MAX];
-    const char *slash;
-    FILE *fp = NULL;
-    int fd = -1;
-    int result = -1;
+    char *data = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&data, &len);
+    int rc;
 
-    if (t->registry_path == NULL)
-        return 0;
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", t->registry_path) >= (int)sizeof(tmp))
-        return tm_err(err, "registry path '%s' too long", t->registry_path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        tm_err(err, "cannot create '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    fp = fdopen(fd, "w");
-    if (fp == NULL) {
-        tm_err(err, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    fprintf(fp, "%s\n", REGISTRY_MAGIC);
+    if (fp == NULL)
+        return tm_err(err, "out of memory");
+    fprintf(fp, "%s\nmark %" PRIu64 " %" PRIu64 "\n", REGISTRY_MAGIC, t->mark[0], t->mark[1]);
     for (size_t i = 0; i < t->n_files; i++) {
         const struct tfile *f = t->files[i];
         current_name(f, name, sizeof(name));
         fprintf(fp, "%" PRIu64 " %" PRIu64 " %" PRIu64 " %d %u %016" PRIx64 " %s\n", f->dev, f->ino,
                 f->off, f->skip ? 1 : 0, f->fp_len, f->fp, name);
     }
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-        tm_err(err, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
-    }
     if (fclose(fp) != 0) {
-        fp = NULL;
-        tm_err(err, "cannot write '%s': %s", tmp, strerror(errno));
-        goto out;
+        free(data);
+        return tm_err(err, "out of memory");
     }
-    fp = NULL;
-    if (rename(tmp, t->registry_path) != 0) {
-        tm_err(err, "cannot rename '%s' to '%s': %s", tmp, t->registry_path, strerror(errno));
-        goto out;
-    }
-    slash = strrchr(t->registry_path, '/');
-    if (slash == NULL)
-        tm_strlcpy(dir, ".", sizeof(dir));
-    else
-        snprintf(dir, sizeof(dir), "%.*s",
-                 slash == t->registry_path ? 1 : (int)(slash - t->registry_path), t->registry_path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        tm_err(err, "cannot sync directory '%s': %s", dir, strerror(errno));
-        goto out;
-    }
+    rc = tm_file_write_atomic(path, data, len, 0600, fast ? TM_FILE_NO_SYNC : 0, err);
+    free(data);
+    return rc;
+}
+
+void tail_set_mark(struct tail *t, const uint64_t mark[TAIL_MARK_WORDS])
+{
+    memcpy(t->mark, mark, sizeof(t->mark));
+}
+
+int tail_checkpoint(struct tail *t, char *err)
+{
+    if (t->registry_path == NULL)
+        return 0;
+    if (write_registry(t, t->registry_path, false, err) != 0)
+        return -1;
     for (size_t i = 0; i < t->n_files; i++)
         t->files[i]->ckpt_off = t->files[i]->off;
-    result = 0;
-out:
-    if (fp != NULL)
-        fclose(fp);
-    if (fd >= 0)
-        close(fd);
-    if (result != 0)
-        unlink(tmp);
-    return result;
+    if (t->fast_path != NULL)
+        unlink(t->fast_path); /* older than the registry now */
+    return 0;
+}
+
+int tail_checkpoint_fast(struct tail *t, char *err)
+{
+    /* ckpt_off stays: rotated files are kept open until a durable checkpoint covers them */
+    return t->fast_path == NULL ? 0 : write_registry(t, t->fast_path, true, err);
+}
+
+int tail_registry_mark(const char *path, uint64_t mark[TAIL_MARK_WORDS], char *err)
+{
+    char line[128];
+    FILE *fp = fopen(path, "r");
+    int rc = 0;
+
+    mark[0] = mark[1] = 0;
+    if (fp == NULL)
+        return errno == ENOENT ? 0 : tm_err(err, "cannot open '%s': %s", path, strerror(errno));
+    if (fgets(line, sizeof(line), fp) == NULL ||
+        (strcmp(line, REGISTRY_MAGIC "\n") != 0 && strcmp(line, REGISTRY_MAGIC_V1 "\n") != 0))
+        rc = tm_err(err, "'%s': not a tail registry", path);
+    else if (strcmp(line, REGISTRY_MAGIC "\n") == 0 &&
+             (fgets(line, sizeof(line), fp) == NULL ||
+              sscanf(line, "mark %" SCNu64 " %" SCNu64, &mark[0], &mark[1]) != 2))
+        rc = tm_err(err, "'%s': registry without its mark line", path);
+    else
+        rc = 1;
+    fclose(fp);
+    return rc;
 }
 
 struct tail *tail_create(struct event_base *base, const struct tail_config *cfg,
@@ -915,6 +924,8 @@ struct tail *tail_create(struct event_base *base, const struct tail_config *cfg,
         if (load_registry(t, err) != 0)
             goto fail;
     }
+    if (cfg->fast_registry_path != NULL && (t->fast_path = strdup(cfg->fast_registry_path)) == NULL)
+        goto nomem;
 
     t->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (t->ifd < 0) {
@@ -967,6 +978,7 @@ void tail_destroy(struct tail *t)
     free(t->files);
     free(t->buf);
     free(t->registry_path);
+    free(t->fast_path);
     free(t);
 }
 

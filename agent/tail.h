@@ -13,7 +13,9 @@
  * has delivered. tail_checkpoint() writes those offsets to the registry file atomically;
  * the owner calls it only once every line delivered so far is durable (after its spool
  * flush). After a crash, reading resumes at the last checkpoint: the lines delivered
- * after it come again (duplicates within that window, never gaps).
+ * after it come again (duplicates within that window, never gaps). A fast checkpoint
+ * (no fsync) may be taken after every flush as well; the owner decides at start-up which
+ * of the two registries is both newer and covered by data that survived.
  *
  * Files are identified by device and inode plus a fingerprint (FNV-1a 64 of the first
  * bytes, up to 256). On restart a registry entry applies to a file only when all three
@@ -59,6 +61,9 @@ struct tail_config {
     const char *const *globs; /* glob(3) patterns; at least one */
     size_t n_globs;
     const char *registry_path; /* NULL: no registry (tail_checkpoint is a no-op) */
+    /* NULL: none. Where tail_checkpoint_fast writes (read by nobody here: the owner
+     * decides at start-up whether it replaces registry_path, see tail_registry_mark) */
+    const char *fast_registry_path;
     enum tail_start start;
     size_t max_line;          /* longer lines are cut; 0 = 16 KiB */
     size_t max_files;         /* open files at most (rotated ones count); 0 = 100 */
@@ -115,10 +120,32 @@ void tail_destroy(struct tail *t);
 
 /*
  * Writes the registry (a temporary file, fsync, rename, fsync of the directory) with the
- * offset just past the last line delivered from each open file. Returns 0 (also without a
+ * offset just past the last line delivered from each open file, and the mark last set.
+ * Removes the fast registry, which is older now. Returns 0 (also without a
  * registry_path), or -1 with err filled; the previous registry then stays in place.
  */
 int tail_checkpoint(struct tail *t, char *err);
+
+/*
+ * The same offsets and mark written to fast_registry_path atomically (rename) but without
+ * any fsync: cheap enough for every spool flush. It survives the death of the process,
+ * not necessarily a power loss; which is why the owner checks its mark before using it.
+ */
+int tail_checkpoint_fast(struct tail *t, char *err);
+
+/*
+ * The mark: TAIL_MARK_WORDS numbers the owner stores with each checkpoint to tell, at the
+ * next start, whether the data the offsets stand for survived and which of two registries
+ * is newer (tm-agent: the last seq of each spool lane when the offsets were taken).
+ */
+#define TAIL_MARK_WORDS 2
+void tail_set_mark(struct tail *t, const uint64_t mark[TAIL_MARK_WORDS]);
+
+/*
+ * Reads the mark of the registry at path into mark (zeros for a registry of version 1).
+ * Returns 1, 0 when the file does not exist, or -1 with err filled.
+ */
+int tail_registry_mark(const char *path, uint64_t mark[TAIL_MARK_WORDS], char *err);
 
 /* Expands the globs and checks every open file now, as the rescan timer does. */
 void tail_rescan(struct tail *t);

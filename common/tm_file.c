@@ -150,7 +150,7 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
             goto fail;
         done += (size_t)n;
     }
-    if (fsync(fd) != 0)
+    if (!(flags & TM_FILE_NO_SYNC) && fsync(fd) != 0)
         goto fail;
     if (close(fd) != 0) {
         fd = -1;
@@ -164,7 +164,7 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
     } else if (rename(tmp, path) != 0) {
         goto fail;
     }
-    rc = fsync_dir(dir, err);
+    rc = (flags & TM_FILE_NO_SYNC) ? 0 : fsync_dir(dir, err);
     return rc;
 fail:
     saved = errno;

@@ -25,6 +25,7 @@ int tm_file_read(const char *path, size_t max, bool missing_ok, char **out, size
 /* Flags of tm_file_write_atomic. */
 #define TM_FILE_NO_REPLACE 1 /* fail with EEXIST when path exists (link instead of rename) */
 #define TM_FILE_KEEP_MODE 2  /* an existing file's mode (and, as root, owner) win over mode */
+#define TM_FILE_NO_SYNC 4    /* no fsync: atomic if this process dies, not across power loss */
 
 /*
  * Writes len bytes of data to path so that a reader (or a crash) sees the old content or

@@ -625,6 +625,113 @@ static void test_agent_no_loss_under_sigkill(void **state)
     tm_harness_stop(consumer, 5000);
 }
 
+/*
+ * The read positions a start takes after a SIGKILL and after a power loss. The agent
+ * saves its positions durably only after a spool fsync (fsync_interval = 1h here: never
+ * while it runs), and after every spool flush, without fsync, in its fast registry,
+ * stamped with how far the spool was written. Nothing is acked in the first run (its
+ * collector address is closed), so the spool holds every event when the agent dies.
+ *  - SIGKILL: the next start resumes at the fast registry and reads no line twice (a
+ *    line read twice would be spooled again under a new seq).
+ *  - power loss, emulated by emptying the spool's bulk segments as if their unsynced
+ *    pages never reached the disk: the fast registry's stamp is past what the spool kept,
+ *    so the start falls back to the durable positions (none: the file's start) and makes
+ *    the lost events again: nothing is lost.
+ * Either way each id is in Kafka exactly once, with seqs 1..N and no gap.
+ */
+static void crash_and_restart(const char *name, bool power_loss)
+{
+    enum { FIRST = 200, SECOND = 100 };
+    struct tm_collector_proc c;
+    struct agent_proc a;
+    char conf[300], input[300], text[2048], path[400], cmd[800], needle[96], prefix[16];
+    struct tm_kmsgs msgs;
+    char seen_id[FIRST + SECOND] = {0}, seen_seq[FIRST + SECOND + 1] = {0};
+    size_t n = 0;
+
+    snprintf(prefix, sizeof(prefix), "%s", power_loss ? "pl" : "sk");
+    snprintf(input, sizeof(input), "%s/%s.ndjson", tmpdir, name);
+    write_events(input, prefix, 0, FIRST, "w");
+    snprintf(conf, sizeof(conf), "%s/%s.ini", tmpdir, name);
+    snprintf(text, sizeof(text),
+             "[agent]\nid = %s\nstate_dir = %s/%s.state\nhost = test-host\n"
+             "flush_interval = 20ms\nfsync = interval\nfsync_interval = 1h\n"
+             "[shipper]\ncollectors = 127.0.0.1:1\nbackoff_base = 50ms\nbackoff_max = 200ms\n"
+             "[input.in]\ntype = file\nformat = json\npaths = %s\n%s",
+             name, tmpdir, name, input, passthrough);
+    write_file(conf, text);
+    agent_start(&a, conf, NULL);
+    for (int i = 0; i < 100 && metric(&a, "tm_agent_spool_events") < FIRST; i++)
+        usleep(100000);
+    assert_true(metric(&a, "tm_agent_spool_events") == FIRST);
+    usleep(100000); /* the flush's fast checkpoint follows it in the same callback */
+    snprintf(path, sizeof(path), "%s/%s.state/registry.in.fast", tmpdir, name);
+    assert_int_equal(access(path, F_OK), 0);
+    snprintf(path, sizeof(path), "%s/%s.state/registry.in", tmpdir, name);
+    assert_int_equal(access(path, F_OK), -1); /* no spool fsync yet: no durable registry */
+    assert_int_equal(tm_harness_kill9(a.pid), 0);
+    close(a.out_fd);
+    if (power_loss) {
+        snprintf(cmd, sizeof(cmd), "for f in '%s/%s.state/spool/bulk/'*.seg; do : > \"$f\"; done",
+                 tmpdir, name);
+        assert_int_equal(tm_sh(cmd, 10000), 0);
+    }
+
+    /* Second run: a collector, and more lines. */
+    assert_int_equal(tm_collector_start(&c, kafka.bootstrap, collector_conf), 0);
+    snprintf(cmd, sizeof(cmd), "sed -i 's/^collectors = .*/collectors = %s/' '%s'", c.lumberjack,
+             conf);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    write_events(input, prefix, FIRST, SECOND, "a");
+    agent_start(&a, conf, NULL);
+    snprintf(needle, sizeof(needle), "\"agent\":\"%s\"", name);
+    wait_for("tm.events.v1", needle, FIRST + SECOND, 20000);
+    for (int i = 0; i < 100 && metric(&a, "tm_agent_spool_events") != 0; i++)
+        usleep(100000);
+    agent_stop(&a);
+    assert_int_equal(tm_collector_stop(&c), 0);
+
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++) {
+        json_error_t je;
+        json_t *e;
+        const char *id;
+        long k, seq;
+        if (strstr(msgs.v[i].payload, needle) == NULL)
+            continue;
+        e = json_loads(msgs.v[i].payload, 0, &je);
+        assert_non_null(e);
+        id = json_string_value(json_object_get(e, "id"));
+        seq = (long)json_integer_value(json_object_get(e, "seq"));
+        assert_non_null(id);
+        k = strtol(id + strlen(prefix) + 1, NULL, 10);
+        assert_true(k >= 0 && k < FIRST + SECOND);
+        if (seen_id[k])
+            fail_msg("%s: event %s in Kafka twice (a line read twice)", name, id);
+        seen_id[k] = 1;
+        assert_true(seq >= 1 && seq <= FIRST + SECOND);
+        assert_int_equal(seen_seq[seq], 0);
+        seen_seq[seq] = 1;
+        n++;
+        json_decref(e);
+    }
+    tm_kmsgs_free(&msgs);
+    print_message("%s: %zu events in Kafka, each once, seqs 1..%zu\n", name, n, n);
+    assert_int_equal(n, FIRST + SECOND); /* with seq in 1..N each once: no gap either */
+}
+
+static void test_agent_sigkill_reads_no_line_twice(void **state)
+{
+    (void)state;
+    crash_and_restart("sigkill-agent", false);
+}
+
+static void test_agent_power_loss_takes_the_synced_positions(void **state)
+{
+    (void)state;
+    crash_and_restart("powerloss-agent", true);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +741,9 @@ int main(void)
         cmocka_unit_test(test_agent_syslog_inputs),
         cmocka_unit_test(test_agent_tls_client_certificate),
         cmocka_unit_test(test_agent_reread_lines_keep_their_ids),
+        cmocka_unit_test(test_agent_sigkill_reads_no_line_twice),
+        cmocka_unit_test(test_agent_power_loss_takes_the_synced_positions),
+        /* last: its 100,000 events make reading the whole topic back slow */
         cmocka_unit_test(test_agent_no_loss_under_sigkill),
     };
     return cmocka_run_group_tests_name("agent", tests, setup, teardown);

@@ -443,13 +443,76 @@ static void test_tail_restart_with_registry(void **state)
     assert_non_null(fp);
     assert_non_null(fgets(head, sizeof(head), fp));
     fclose(fp);
-    assert_string_equal(head, "tm-tail-registry 1\n");
+    assert_string_equal(head, "tm-tail-registry 2\n");
 
     append(fx->path, "c\nd\n");
     fx->n = 0;
     start_tail(fx);
     wait_lines(fx, 2);
     expect_lines(fx, 0, want, 2);
+}
+
+/*
+ * A fast checkpoint writes the same offsets to its own file with the mark, leaves the
+ * durable registry alone, and is removed by the next durable checkpoint; a tail started
+ * on the fast file resumes where it was taken.
+ */
+static void test_tail_fast_checkpoint_and_marks(void **state)
+{
+    struct fixture *fx = *state;
+    static const char *const want[] = {"d"};
+    static const uint64_t m1[TAIL_MARK_WORDS] = {3, 7}, m2[TAIL_MARK_WORDS] = {3, 9};
+    char fast[PATH_MAX + 8], v1[PATH_MAX + 8], bad[PATH_MAX + 8], err[TM_ERR_LEN] = "";
+    uint64_t m[TAIL_MARK_WORDS];
+
+    snprintf(fast, sizeof(fast), "%s.fast", fx->registry);
+    fx->cfg.fast_registry_path = fast;
+    assert_int_equal(tail_registry_mark(fast, m, err), 0); /* none yet */
+    write_file(fx->path, O_TRUNC, "a\nb\n");
+    start_tail(fx);
+    wait_lines(fx, 2);
+    tail_set_mark(fx->tail, m1);
+    checkpoint(fx);
+    append(fx->path, "c\n");
+    wait_lines(fx, 3);
+    tail_set_mark(fx->tail, m2);
+    if (tail_checkpoint_fast(fx->tail, err) != 0)
+        fail_msg("tail_checkpoint_fast: %s", err);
+    stop_tail(fx); /* as after SIGKILL */
+
+    assert_int_equal(tail_registry_mark(fx->registry, m, err), 1);
+    assert_true(m[0] == 3 && m[1] == 7);
+    assert_int_equal(tail_registry_mark(fast, m, err), 1);
+    assert_true(m[0] == 3 && m[1] == 9);
+
+    /* the owner found the fast one good: a tail on it starts after "c" */
+    append(fx->path, "d\n");
+    fx->cfg.registry_path = fast;
+    fx->cfg.fast_registry_path = NULL;
+    fx->n = 0;
+    start_tail(fx);
+    wait_lines(fx, 1);
+    expect_lines(fx, 0, want, 1);
+    stop_tail(fx);
+
+    /* a durable checkpoint makes the fast registry stale: it goes */
+    fx->cfg.registry_path = fx->registry;
+    fx->cfg.fast_registry_path = fast;
+    start_tail(fx);
+    checkpoint(fx);
+    assert_int_equal(access(fast, F_OK), -1);
+    stop_tail(fx);
+
+    /* version 1 (no mark line) reads as mark 0 0; anything else is an error */
+    snprintf(v1, sizeof(v1), "%s/v1", fx->dir);
+    write_file(v1, O_TRUNC, "tm-tail-registry 1\n1 2 3 0 0 0000000000000000 /x\n");
+    m[0] = m[1] = 5;
+    assert_int_equal(tail_registry_mark(v1, m, err), 1);
+    assert_true(m[0] == 0 && m[1] == 0);
+    snprintf(bad, sizeof(bad), "%s/bad", fx->dir);
+    write_file(bad, O_TRUNC, "tm-tail-registry 2\nmark x\n");
+    assert_int_equal(tail_registry_mark(bad, m, err), -1);
+    assert_non_null(strstr(err, "mark"));
 }
 
 static void test_tail_restart_without_checkpoint(void **state)
@@ -751,6 +814,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_tail_file_created_later, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_restart_with_registry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tail_fast_checkpoint_and_marks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_restart_without_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tail_inode_reuse_different_fingerprint, setup,
                                         teardown),
