@@ -47,6 +47,9 @@ struct enroll_opts {
     const char *token_file, *collector, *ca, *out, *server_name, *user;
     int64_t timeout_ms;
     bool force;
+    bool chown_files; /* --user given: uid and gid below */
+    uid_t uid;
+    gid_t gid;
 };
 
 static void usage(FILE *f)
@@ -269,12 +272,7 @@ static int write_files(const struct enroll_opts *o, const char *key, size_t klen
     mode_t modes[3] = {0600, 0644, 0644};
     bool wrote[3] = {false, false, false};
     char err[TM_ERR_LEN];
-    struct passwd pw, *pwp = NULL;
-    char pwbuf[4096];
 
-    if (o->user != NULL &&
-        (getpwnam_r(o->user, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL))
-        return fail("--user '%s': no such user", o->user);
     for (int i = 0; i < 3; i++) {
         char *old = NULL;
         size_t oldlen = 0;
@@ -288,16 +286,50 @@ static int write_files(const struct enroll_opts *o, const char *key, size_t klen
             continue;
         }
         free(old);
-        if (tm_file_write_atomic(paths[i], data[i], lens[i], modes[i], flags, err) != 0 ||
-            (pwp != NULL && chown(paths[i], pw.pw_uid, pw.pw_gid) != 0)) {
-            fail("%s%s", err[0] != '\0' ? err : strerror(errno),
-                 errno == EEXIST ? " (--force replaces it)" : "");
-            for (int k = 0; k < i; k++)
-                if (wrote[k])
-                    unlink(paths[k]);
-            return -1;
+        if (tm_file_write_atomic(paths[i], data[i], lens[i], modes[i], flags, err) != 0) {
+            fail("%s%s", err, errno == EEXIST ? " (--force replaces it)" : "");
+            goto fail;
         }
         wrote[i] = true;
+        if (o->chown_files && chown(paths[i], o->uid, o->gid) != 0) {
+            fail("cannot give '%s' to user '%s': %s", paths[i], o->user, strerror(errno));
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    for (int k = 0; k < 3; k++)
+        if (wrote[k])
+            unlink(paths[k]);
+    return -1;
+}
+
+/*
+ * What can fail here is checked before the token is spent (the collector burns it when
+ * it answers): the --out directory is writable, has no agent.key (unless --force), and
+ * the --user exists. Returns 0 or -1 (reported).
+ */
+static int check_out(struct enroll_opts *o)
+{
+    char p[600];
+    struct stat st;
+
+    if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail("--out '%s' is not a directory", o->out);
+    if (access(o->out, W_OK | X_OK) != 0)
+        return fail("cannot write into --out '%s': %s", o->out, strerror(errno));
+    snprintf(p, sizeof(p), "%s/agent.key", o->out);
+    if (!o->force && stat(p, &st) == 0)
+        return fail("'%s' exists already (--force replaces it)", p);
+    if (o->user != NULL) {
+        struct passwd pw, *pwp = NULL;
+        char pwbuf[4096];
+
+        if (getpwnam_r(o->user, &pw, pwbuf, sizeof(pwbuf), &pwp) != 0 || pwp == NULL)
+            return fail("--user '%s': no such user", o->user);
+        o->chown_files = true;
+        o->uid = pw.pw_uid;
+        o->gid = pw.pw_gid;
     }
     return 0;
 }
@@ -314,7 +346,6 @@ static int run(struct enroll_opts *o)
     json_error_t je;
     const char *cert_pem;
     int status = 0, rc = 1;
-    struct stat st;
 
     if (o->ca == NULL) {
         snprintf(capath, sizeof(capath), "%s/ca.crt", o->out);
@@ -327,18 +358,8 @@ static int run(struct enroll_opts *o)
         fail("--ca: %s", err);
         goto out;
     }
-    if (stat(o->out, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        fail("--out '%s' is not a directory", o->out);
+    if (check_out(o) != 0)
         goto out;
-    }
-    if (!o->force) {
-        char p[600];
-        snprintf(p, sizeof(p), "%s/agent.key", o->out);
-        if (stat(p, &st) == 0) {
-            fail("'%s' exists already (--force replaces it)", p);
-            goto out;
-        }
-    }
     gethostname(host, sizeof(host) - 1);
     key = tm_pki_key_new(err);
     req = key != NULL ? tm_pki_csr_new(key, host, err) : NULL;
