@@ -352,7 +352,19 @@ static void describe_error(struct ship *s, struct bufferevent *bev, char *out, s
                      X509_verify_cert_error_string(vr));
             return;
         }
-        if (last != 0) {
+        /*
+         * libevent stores SSL_get_error()'s code when OpenSSL queued no error of its own:
+         * the collector closed the TLS connection without a word, which is how it refuses
+         * a certificate its identity map does not know or has revoked.
+         */
+        if (last != 0 && ERR_GET_LIB(last) == 0 && sock_err == 0) {
+            snprintf(out, outlen,
+                     "the collector closed the TLS connection (TLS error %lu; if it "
+                     "persists: is this agent's certificate enrolled, or was it revoked?)",
+                     last);
+            return;
+        }
+        if (last != 0 && ERR_GET_LIB(last) != 0) {
             ERR_error_string_n(last, out, outlen);
             return;
         }
