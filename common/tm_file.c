@@ -181,9 +181,28 @@ fail:
 
 int tm_file_lock(const char *path, int timeout_ms, char *err)
 {
-    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0660);
+    int fd = open(path, O_RDONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0660);
     int waited = 0;
 
+    if (fd >= 0) {
+        /*
+         * Made here: mode 0660 whatever the umask, and as root the directory's group, so
+         * that a daemon of that group (tm-collector) can still open it after root's tmctl
+         * made it first.
+         */
+        char dir[4096];
+        struct stat dst;
+
+        if (fchmod(fd, 0660) != 0 ||
+            (geteuid() == 0 && tm_file_dirname(path, dir, sizeof(dir)) == 0 &&
+             stat(dir, &dst) == 0 && fchown(fd, (uid_t)-1, dst.st_gid) != 0)) {
+            tm_err(err, "cannot set up lock file '%s': %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    } else if (errno == EEXIST) {
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0)
         return tm_err(err, "cannot open lock file '%s': %s", path, strerror(errno));
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {

@@ -275,6 +275,25 @@ static void test_inifile_save_atomic_keeps_mode(void **state)
     assert_true(fd2 >= 0);
     tm_file_unlock(fd2);
 
+    /*
+     * A lock file made under a tight umask is still 0660, and made by root it takes the
+     * directory's group: the daemon of that group can open what root's tmctl made.
+     */
+    snprintf(lock, sizeof(lock), "%s/other.lock", dir);
+    if (geteuid() == 0)
+        assert_int_equal(chown(dir, (uid_t)-1, 4242), 0);
+    {
+        mode_t old = umask(077);
+        fd = tm_file_lock(lock, 100, err);
+        umask(old);
+    }
+    assert_true(fd >= 0);
+    tm_file_unlock(fd);
+    assert_int_equal(stat(lock, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0660);
+    if (geteuid() == 0)
+        assert_int_equal(st.st_gid, 4242);
+
     snprintf(lock, sizeof(lock), "rm -rf '%s'", dir);
     assert_int_equal(system(lock), 0);
 }
