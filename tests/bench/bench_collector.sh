@@ -9,7 +9,8 @@
 #                    delivered it). tm-loadgen replays 64 pre-compressed windows, so it is
 #                    not the bottleneck.
 # Prints events/s, CPU seconds and peak RSS of each, and the collector's ratio to both.
-# With 'perf' installed, BENCH_PERF=1 adds a profile of the collector.
+# With 'perf' installed, BENCH_PERF=1 adds a profile of the collector (BENCH_PERF_ARGS are
+# passed to perf record, e.g. "--call-graph dwarf"; BENCH_PERF_KEEP=FILE keeps perf.data).
 # tm-devkafka keeps about 5 MB per partition and drops older batches silently; nothing
 # here reads the data back, so that does not matter for these rates.
 set -eu
@@ -139,5 +140,6 @@ if [ -n "${perfpid:-}" ]; then
   perf report -i "$tmp/perf.data" --stdio --no-children --sort comm,dso 2>/dev/null | grep -E "^ +[0-9]" | head -n 12
   perf report -i "$tmp/perf.data" --stdio --no-children --sort dso,symbol 2>/dev/null |
     grep -E "^ +[0-9]" | head -n "${BENCH_PERF_LINES:-25}"
+  if [ -n "${BENCH_PERF_KEEP:-}" ]; then cp "$tmp/perf.data" "$BENCH_PERF_KEEP"; fi
 fi
 [ "$acked" = "$n" ]
