@@ -139,7 +139,7 @@ static enum ingest_result ingest_heartbeat(struct worker *w, const struct identi
     {
         struct kafka_header h[1] = {{"operator", id->operator_id, strlen(id->operator_id)}};
         if (kafka_sink_produce(w->sink, KAFKA_TOPIC_HEARTBEATS, agent, strlen(agent), json, n, h, 1,
-                               t, err) != 0)
+                               worker_now_ms(w), t, err) != 0)
             goto out;
     }
     tm_counter_inc(tm_metrics_counter(lm->registry, "tm_collector_heartbeats_total",
@@ -195,8 +195,8 @@ static enum ingest_result reject(struct worker *w, const struct identity *id, co
 
     count_rejected(lm, reason_class);
     if (kafka_sink_produce(w->sink, KAFKA_TOPIC_REJECTED, id->operator_id, strlen(id->operator_id),
-                           data, len > REJECTED_MAX ? REJECTED_MAX : len, h, TM_ARRAY_LEN(h), t,
-                           err) != 0)
+                           data, len > REJECTED_MAX ? REJECTED_MAX : len, h, TM_ARRAY_LEN(h),
+                           worker_now_ms(w), t, err) != 0)
         return INGEST_FAILED;
     return INGEST_REJECTED;
 }
@@ -212,6 +212,7 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
     const char *reason_class = "parse";
     enum tm_parse_result pr;
     enum tm_event_reason er;
+    bool body_checked = false; /* tm_event_decode passed: only the stamp needs checking */
     int64_t now;
     int n;
 
@@ -228,6 +229,7 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
          */
         er = tm_event_decode(&e, data, len, TM_EVENT_SUBMITTED, msg);
         pr = er == TM_EVENT_OK ? TM_PARSE_EVENT : TM_PARSE_ERROR;
+        body_checked = er == TM_EVENT_OK;
         reason_class = tm_event_reason_name(er);
         if (er == TM_EVENT_UNKNOWN_FIELD && memmem(data, len, "\"tm.heartbeat\"", 14) != NULL) {
             enum ingest_result hr = try_heartbeat(w, id, data, len, lm, t, msg, err);
@@ -261,7 +263,8 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
     e.received = now;
     if (e.id[0] == '\0')
         tm_id_new(e.id);
-    er = tm_event_validate(&e, TM_EVENT_STAMPED, msg);
+    er = body_checked ? tm_event_validate_stamp(&e, msg)
+                      : tm_event_validate(&e, TM_EVENT_STAMPED, msg);
     if (er != TM_EVENT_OK) {
         reason_class = tm_event_reason_name(er);
         goto rejected;
@@ -278,7 +281,7 @@ enum ingest_result ingest_payload(struct worker *w, const struct identity *id,
             {"agent", e.agent, strlen(e.agent)},
         };
         if (kafka_sink_produce(w->sink, KAFKA_TOPIC_EVENTS, e.sector, strlen(e.sector), json,
-                               (size_t)n, h, e.agent[0] != '\0' ? 3 : 2, t, err) != 0) {
+                               (size_t)n, h, e.agent[0] != '\0' ? 3 : 2, now, t, err) != 0) {
             tm_err(reason, "%s", err);
             return INGEST_FAILED;
         }

@@ -27,6 +27,13 @@
 #include "tm/tm_time.h"
 
 #define POLL_INTERVAL_MS 100
+/*
+ * rd_kafka_outq_len takes a lock; per produce it is only asked once in_flight is this
+ * close to the high water mark. The queue holds our in-flight messages plus a few
+ * delivery-report and statistics ops (reports come in batches), so it cannot reach the
+ * mark while in_flight is further below it than this.
+ */
+#define OUTQ_SLACK 1024
 
 struct kafka_sink {
     struct event_base *base;
@@ -40,6 +47,7 @@ struct kafka_sink {
     long high_water, low_water;
     bool congested;
     bool brokers_down;
+    int64_t poll_ms; /* the loop's time when the current poll began (delivery latency) */
     void (*pressure_cb)(void *arg, bool congested);
     void *pressure_arg;
     struct tm_counter *produced[KAFKA_TOPIC_COUNT];
@@ -92,7 +100,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                     rd_kafka_err2str(m->err));
     } else {
         s->brokers_down = false;
-        int64_t waited = loop_ms(s) - t->queued_ms; /* wall clock: a step back reads 0 */
+        int64_t waited = s->poll_ms - t->queued_ms; /* wall clock: a step back reads 0 */
         tm_histogram_observe(s->latency, (double)(waited > 0 ? waited : 0) / 1000.0);
     }
     t->done_cb(t, (int)m->err);
@@ -146,6 +154,7 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
 
 static void poll_all(struct kafka_sink *s)
 {
+    s->poll_ms = loop_ms(s); /* one clock read per poll, not per delivery report */
     while (rd_kafka_poll(s->rk, 0) > 0)
         ;
     update_pressure(s);
@@ -289,12 +298,12 @@ fail:
 
 int kafka_sink_produce(struct kafka_sink *s, enum kafka_topic topic, const char *key, size_t keylen,
                        const char *value, size_t len, const struct kafka_header *headers, size_t n,
-                       struct kafka_ticket *t, char *err)
+                       int64_t now_ms, struct kafka_ticket *t, char *err)
 {
     rd_kafka_headers_t *hdrs = NULL;
     rd_kafka_resp_err_t e;
 
-    t->queued_ms = loop_ms(s);
+    t->queued_ms = now_ms;
     if (n > 0) {
         hdrs = rd_kafka_headers_new(n);
         for (size_t i = 0; i < n; i++)
@@ -312,7 +321,8 @@ int kafka_sink_produce(struct kafka_sink *s, enum kafka_topic topic, const char 
     }
     s->in_flight++;
     tm_counter_inc(s->produced[topic]);
-    if (!s->congested && rd_kafka_outq_len(s->rk) >= s->high_water)
+    if (!s->congested && s->in_flight + OUTQ_SLACK >= s->high_water &&
+        rd_kafka_outq_len(s->rk) >= s->high_water)
         update_pressure(s);
     return 0;
 }
@@ -336,8 +346,10 @@ long kafka_sink_flush(struct kafka_sink *s, int timeout_ms)
 {
     int64_t deadline = tm_time_mono_ms() + timeout_ms;
 
-    while (s->in_flight > 0 && tm_time_mono_ms() < deadline)
+    while (s->in_flight > 0 && tm_time_mono_ms() < deadline) {
+        s->poll_ms = tm_time_now_ms();
         rd_kafka_poll(s->rk, 50);
+    }
     update_pressure(s);
     return s->in_flight;
 }
@@ -349,6 +361,7 @@ void kafka_sink_destroy(struct kafka_sink *s)
     if (s->rk != NULL) {
         /* Undelivered messages come back through dr_msg_cb with a purge error. */
         rd_kafka_purge(s->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        s->poll_ms = tm_time_now_ms();
         while (s->in_flight > 0 && rd_kafka_poll(s->rk, 100) >= 0 && rd_kafka_outq_len(s->rk) > 0)
             ;
         rd_kafka_poll(s->rk, 0);

@@ -61,13 +61,14 @@ struct kafka_sink *kafka_sink_create(struct event_base *base, const struct kafka
                                      char *err);
 
 /*
- * Queues one message (value copied). headers: n entries. On 0, t->done_cb will be called
- * exactly once, later, from the worker's loop. On -1 (queue full, message too large) it
- * is not called and err says why.
+ * Queues one message (value copied). headers: n entries. now_ms is the caller's wall
+ * clock (the worker loop's cached time), kept in t for the delivery latency histogram.
+ * On 0, t->done_cb will be called exactly once, later, from the worker's loop. On -1
+ * (queue full, message too large) it is not called and err says why.
  */
 int kafka_sink_produce(struct kafka_sink *s, enum kafka_topic topic, const char *key, size_t keylen,
                        const char *value, size_t len, const struct kafka_header *headers, size_t n,
-                       struct kafka_ticket *t, char *err);
+                       int64_t now_ms, struct kafka_ticket *t, char *err);
 
 /* Messages produced but not yet reported delivered or failed. */
 long kafka_sink_in_flight(const struct kafka_sink *s);

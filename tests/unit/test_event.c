@@ -324,6 +324,51 @@ static void test_event_submitted_mode_needs_less(void **state)
     assert_int_equal(decode_modified("category", NULL, TM_EVENT_SUBMITTED, err), TM_EVENT_MISSING);
 }
 
+/*
+ * The collector decodes in SUBMITTED mode, stamps, and checks only the stamp: that must
+ * say exactly what a full STAMPED validation says, for good and bad stamps alike.
+ */
+static void test_event_validate_stamp_agrees_with_full(void **state)
+{
+    static const struct {
+        const char *id, *operator_id, *sector, *region;
+        int64_t received;
+    } stamps[] = {
+        {"01JD6Q7Z8X9Y0ABCDEFGHJKMNP", "ua-energy-001", "energy", "UA-32", 1795418525456},
+        {"bench-1", "op", "local-government", "", 0},
+        {"", "op", "energy", "UA-32", 1795418525456},
+        {"id", "", "energy", "UA-32", 1795418525456},
+        {"id", "op", "", "UA-32", 1795418525456},
+        {"id", "op", "energy", "UA-32", -1},
+        {"id with space", "op", "energy", "UA-32", 1},
+        {"id", "op/x", "energy", "UA-32", 1},
+        {"id", "op", "steel", "UA-32", 1},
+        {"id", "op", "energy", "UA-99", 1},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++) {
+        struct tm_event e;
+        char err_full[TM_ERR_LEN] = "", err_stamp[TM_ERR_LEN] = "";
+        enum tm_event_reason full, stamp;
+
+        fill_full(&e);
+        snprintf(e.id, sizeof(e.id), "%s", stamps[i].id);
+        snprintf(e.operator_id, sizeof(e.operator_id), "%s", stamps[i].operator_id);
+        snprintf(e.sector, sizeof(e.sector), "%s", stamps[i].sector);
+        snprintf(e.region, sizeof(e.region), "%s", stamps[i].region);
+        e.received = stamps[i].received;
+        full = tm_event_validate(&e, TM_EVENT_STAMPED, err_full);
+        stamp = tm_event_validate_stamp(&e, err_stamp);
+        assert_int_equal(stamp, full);
+        assert_string_equal(err_stamp, err_full);
+        if (i < 2)
+            assert_int_equal(full, TM_EVENT_OK);
+        else
+            assert_int_not_equal(full, TM_EVENT_OK);
+    }
+}
+
 static void test_event_reject_wrong_type(void **state)
 {
     (void)state;
@@ -540,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_event_reject_trailing_garbage),
         cmocka_unit_test(test_event_reject_missing_required),
         cmocka_unit_test(test_event_submitted_mode_needs_less),
+        cmocka_unit_test(test_event_validate_stamp_agrees_with_full),
         cmocka_unit_test(test_event_reject_wrong_type),
         cmocka_unit_test(test_event_reject_unknown_sector),
         cmocka_unit_test(test_event_reject_severity_out_of_range),
