@@ -753,81 +753,150 @@ static void jw_put(struct jw *w, const char *s, size_t n)
     w->len += n;
 }
 
-/* Bytes JSON strings must escape: control characters, quote, backslash. */
-static bool must_escape(unsigned char c)
+/*
+ * Bytes a JSON string must escape (control characters, quote, backslash) are 1; bytes of
+ * non-ASCII text are 2 (copied as they are, but the string then gets a UTF-8 check);
+ * everything else is 0.
+ */
+static const unsigned char byte_class[256] = {
+    [0x00 ... 0x1f] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xff] = 2,
+};
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/*
+ * Whether any of the 8 bytes in v is a control character, a quote, a backslash or
+ * non-ASCII: the classic "has a byte less than n" and "has a zero byte" tricks, so the
+ * common case (a summary with nothing to escape) is checked a word at a time.
+ */
+static bool word_special(uint64_t v)
 {
-    return c < 0x20 || c == '"' || c == '\\';
+    uint64_t ctl = (v - ONES * 0x20) & ~v;
+    uint64_t quote = (v ^ (ONES * '"')) - ONES;
+    uint64_t bslash = (v ^ (ONES * '\\')) - ONES;
+
+    return ((ctl | (quote & ~(v ^ (ONES * '"'))) | (bslash & ~(v ^ (ONES * '\\'))) | v) & HIGHS) !=
+           0;
 }
 
-static void jw_string(struct jw *w, const char *s)
+/* Appends the escape sequence of a byte of class 1. */
+static void jw_escape(struct jw *w, unsigned char c)
 {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
-    const unsigned char *run = p;
-    unsigned char high = 0; /* OR of every byte: bit 7 set means non-ASCII text */
+    char esc[6] = {'\\', 0, '0', '0', 0, 0};
+    size_t n = 2;
 
-    jw_put(w, "\"", 1);
-    for (;; p++) {
-        char esc[6] = {'\\', 0, '0', '0', 0, 0};
-        size_t n = 2;
-
-        while (*p != 0 && !must_escape(*p))
-            high |= *p++;
-        if (*p == 0)
-            break;
-        jw_put(w, (const char *)run, (size_t)(p - run));
-        run = p + 1;
-        switch (*p) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            esc[1] = 'u';
-            esc[4] = hex[*p >> 4];
-            esc[5] = hex[*p & 0xF];
-            n = 6;
-        }
-        jw_put(w, esc, n);
+    switch (c) {
+    case '"':
+        esc[1] = '"';
+        break;
+    case '\\':
+        esc[1] = '\\';
+        break;
+    case '\n':
+        esc[1] = 'n';
+        break;
+    case '\r':
+        esc[1] = 'r';
+        break;
+    case '\t':
+        esc[1] = 't';
+        break;
+    case '\b':
+        esc[1] = 'b';
+        break;
+    case '\f':
+        esc[1] = 'f';
+        break;
+    default:
+        esc[1] = 'u';
+        esc[4] = hex[c >> 4];
+        esc[5] = hex[c & 0xF];
+        n = 6;
     }
-    jw_put(w, (const char *)run, (size_t)(p - run));
+    jw_put(w, esc, n);
+}
+
+/*
+ * Writes s[0..len) as a JSON string. Plain runs are copied whole; the scan for what
+ * breaks a run goes a word at a time and looks at single bytes only inside a word that
+ * has something special in it.
+ */
+static void jw_string(struct jw *w, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, run = 0, end;
+    bool high = false; /* non-ASCII text seen: check it is UTF-8 */
+    uint64_t v;
+
     jw_put(w, "\"", 1);
-    if ((high & 0x80) != 0 && !utf8_valid(s))
+    while (i < len) {
+        if (i + 8 <= len) {
+            memcpy(&v, p + i, 8);
+            if (!word_special(v)) {
+                i += 8;
+                continue;
+            }
+            end = i + 8;
+        } else {
+            end = len;
+        }
+        for (; i < end; i++) {
+            unsigned char c = byte_class[p[i]];
+            if (c == 0)
+                continue;
+            if (c == 2) {
+                high = true;
+                continue;
+            }
+            jw_put(w, s + run, i - run);
+            run = i + 1;
+            jw_escape(w, p[i]);
+        }
+    }
+    jw_put(w, s + run, len - run);
+    jw_put(w, "\"", 1);
+    if (high && !utf8_valid(s))
         w->ok = false;
 }
 
+/*
+ * Keys are string literals: KEY("id") passes the text with its length, so nothing is
+ * measured per event.
+ */
+#define KEY(k) k, sizeof(k) - 1
+
 /* Writes "key": with the comma the previous member needs. */
-static void jw_key(struct jw *w, const char *key)
+static void jw_key(struct jw *w, const char *key, size_t keylen)
 {
+    char tmp[24];
+
+    if (!w->first && keylen + 4 <= sizeof(tmp)) {
+        /* ,"key": in one copy */
+        tmp[0] = ',';
+        tmp[1] = '"';
+        memcpy(tmp + 2, key, keylen);
+        tmp[keylen + 2] = '"';
+        tmp[keylen + 3] = ':';
+        jw_put(w, tmp, keylen + 4);
+        return;
+    }
     if (!w->first)
         jw_put(w, ",", 1);
     w->first = false;
     jw_put(w, "\"", 1);
-    jw_put(w, key, strlen(key));
+    jw_put(w, key, keylen);
     jw_put(w, "\":", 2);
 }
 
-static void jw_open(struct jw *w, const char *key)
+static void jw_open(struct jw *w, const char *key, size_t keylen)
 {
     if (key != NULL)
-        jw_key(w, key);
+        jw_key(w, key, keylen);
     jw_put(w, "{", 1);
     w->first = true;
 }
@@ -839,15 +908,15 @@ static void jw_close(struct jw *w)
 }
 
 /* A string member; absent (empty) strings are left out. */
-static void jw_str(struct jw *w, const char *key, const char *v)
+static void jw_str(struct jw *w, const char *key, size_t keylen, const char *v)
 {
     if (v[0] == '\0')
         return;
-    jw_key(w, key);
-    jw_string(w, v);
+    jw_key(w, key, keylen);
+    jw_string(w, v, strlen(v));
 }
 
-static void jw_int(struct jw *w, const char *key, int64_t v)
+static void jw_int(struct jw *w, const char *key, size_t keylen, int64_t v)
 {
     char digits[24];
     char *p = digits + sizeof(digits);
@@ -859,24 +928,24 @@ static void jw_int(struct jw *w, const char *key, int64_t v)
     } while (u != 0);
     if (v < 0)
         *--p = '-';
-    jw_key(w, key);
+    jw_key(w, key, keylen);
     jw_put(w, p, (size_t)(digits + sizeof(digits) - p));
 }
 
-static void jw_time(struct jw *w, const char *key, int64_t ms)
+static void jw_time(struct jw *w, const char *key, size_t keylen, int64_t ms)
 {
-    char buf[TM_TIME_LEN];
+    char buf[TM_TIME_LEN + 1];
 
     if (ms < 0)
         return;
-    if (tm_time_format(ms, buf, sizeof(buf)) != 0) {
+    if (tm_time_format(ms, buf + 1, sizeof(buf) - 1) != 0) {
         w->ok = false;
         return;
     }
-    jw_key(w, key);
-    jw_put(w, "\"", 1);
-    jw_put(w, buf, TM_TIME_LEN - 1);
-    jw_put(w, "\"", 1);
+    jw_key(w, key, keylen);
+    buf[0] = '"';
+    buf[TM_TIME_LEN] = '"'; /* over the NUL: "2026-11-23T07:22:05.123Z" in one copy */
+    jw_put(w, buf, TM_TIME_LEN + 1);
 }
 
 static bool endpoint_present(const struct tm_endpoint *ep)
@@ -884,15 +953,15 @@ static bool endpoint_present(const struct tm_endpoint *ep)
     return ep->ip[0] != '\0' || ep->port >= 0 || ep->asset[0] != '\0';
 }
 
-static void jw_endpoint(struct jw *w, const char *key, const struct tm_endpoint *ep)
+static void jw_endpoint(struct jw *w, const char *key, size_t keylen, const struct tm_endpoint *ep)
 {
     if (!endpoint_present(ep))
         return;
-    jw_open(w, key);
-    jw_str(w, "ip", ep->ip);
+    jw_open(w, key, keylen);
+    jw_str(w, KEY("ip"), ep->ip);
     if (ep->port >= 0)
-        jw_int(w, "port", ep->port);
-    jw_str(w, "asset", ep->asset);
+        jw_int(w, KEY("port"), ep->port);
+    jw_str(w, KEY("asset"), ep->asset);
     jw_close(w);
 }
 
@@ -900,38 +969,38 @@ static void jw_endpoint(struct jw *w, const char *key, const struct tm_endpoint 
  * range. */
 static void jw_event(struct jw *w, const struct tm_event *e)
 {
-    jw_open(w, NULL);
-    jw_int(w, "schema", TM_EVENT_SCHEMA);
-    jw_str(w, "id", e->id);
-    jw_time(w, "ts", e->ts);
-    jw_time(w, "received", e->received);
-    jw_str(w, "operator", e->operator_id);
-    jw_str(w, "sector", e->sector);
-    jw_str(w, "region", e->region);
-    jw_str(w, "agent", e->agent);
+    jw_open(w, NULL, 0);
+    jw_int(w, KEY("schema"), TM_EVENT_SCHEMA);
+    jw_str(w, KEY("id"), e->id);
+    jw_time(w, KEY("ts"), e->ts);
+    jw_time(w, KEY("received"), e->received);
+    jw_str(w, KEY("operator"), e->operator_id);
+    jw_str(w, KEY("sector"), e->sector);
+    jw_str(w, KEY("region"), e->region);
+    jw_str(w, KEY("agent"), e->agent);
     if (e->seq >= 0)
-        jw_int(w, "seq", e->seq);
+        jw_int(w, KEY("seq"), e->seq);
     if (e->source.kind[0] != '\0') {
-        jw_open(w, "source");
-        jw_str(w, "kind", e->source.kind);
-        jw_str(w, "host", e->source.host);
+        jw_open(w, KEY("source"));
+        jw_str(w, KEY("kind"), e->source.kind);
+        jw_str(w, KEY("host"), e->source.host);
         jw_close(w);
     }
-    jw_str(w, "category", e->category);
-    jw_int(w, "severity", e->severity);
+    jw_str(w, KEY("category"), e->category);
+    jw_int(w, KEY("severity"), e->severity);
     if (e->confidence >= 0)
-        jw_int(w, "confidence", e->confidence);
+        jw_int(w, KEY("confidence"), e->confidence);
     if (e->attack.technique[0] != '\0' || e->attack.tactic[0] != '\0') {
-        jw_open(w, "attack");
-        jw_str(w, "technique", e->attack.technique);
-        jw_str(w, "tactic", e->attack.tactic);
+        jw_open(w, KEY("attack"));
+        jw_str(w, KEY("technique"), e->attack.technique);
+        jw_str(w, KEY("tactic"), e->attack.tactic);
         jw_close(w);
     }
-    jw_endpoint(w, "src", &e->src);
-    jw_endpoint(w, "dst", &e->dst);
-    jw_int(w, "count", e->count);
-    jw_str(w, "summary", e->summary);
-    jw_str(w, "raw", e->raw);
+    jw_endpoint(w, KEY("src"), &e->src);
+    jw_endpoint(w, KEY("dst"), &e->dst);
+    jw_int(w, KEY("count"), e->count);
+    jw_str(w, KEY("summary"), e->summary);
+    jw_str(w, KEY("raw"), e->raw);
     jw_close(w);
 }
 
