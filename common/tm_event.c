@@ -94,10 +94,17 @@ void tm_event_init(struct tm_event *e)
 
 /* ---- value rules ------------------------------------------------------------------ */
 
-/* Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. */
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/*
+ * Strict UTF-8 (RFC 3629): no overlongs, no surrogates, nothing above U+10FFFF. ASCII,
+ * the common case, is skipped 8 bytes at a time up to the terminating NUL.
+ */
 static bool utf8_valid(const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *end = s + strlen(str);
 
     while (*s != 0) {
         unsigned c = *s;
@@ -105,8 +112,16 @@ static bool utf8_valid(const char *str)
         unsigned cp, min;
 
         if (c < 0x80) {
+            uint64_t v;
+
             s++;
-            while (*s != 0 && *s < 0x80) /* ASCII runs, the common case */
+            while (end - s >= 8) {
+                memcpy(&v, s, 8);
+                if ((v & HIGHS) != 0)
+                    break;
+                s += 8;
+            }
+            while (*s != 0 && *s < 0x80)
                 s++;
             continue;
         } else if ((c & 0xE0) == 0xC0) {
@@ -144,11 +159,34 @@ static bool token_valid(const char *s)
     return true;
 }
 
+/*
+ * A dotted quad as inet_pton(AF_INET) takes it: four decimal octets of 0..255 without
+ * leading zeros. Only a shortcut for the common case: false sends the text on to
+ * inet_pton, which stays the judge.
+ */
+static bool ipv4_plain(const char *s)
+{
+    for (int octet = 0; octet < 4; octet++) {
+        unsigned v = 0;
+        int digits = 0;
+
+        if (octet > 0 && *s++ != '.')
+            return false;
+        while (*s >= '0' && *s <= '9' && digits < 3) {
+            v = v * 10 + (unsigned)(*s++ - '0');
+            digits++;
+        }
+        if (digits == 0 || v > 255 || (digits > 1 && s[-digits] == '0'))
+            return false;
+    }
+    return *s == '\0';
+}
+
 static bool ip_valid(const char *s)
 {
     unsigned char buf[sizeof(struct in6_addr)];
 
-    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+    return ipv4_plain(s) || inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
 static enum tm_event_reason check_token(const char *name, const char *v, char *err)
@@ -574,7 +612,8 @@ static int on_key(void *ctx, const unsigned char *key, size_t len)
 
     for (int i = 0; d->table[i].key != NULL; i++) {
         const struct field *f = &d->table[i];
-        if (f->keylen != len || memcmp(f->key, key, len) != 0)
+        /* Length and first byte settle almost every mismatch without a call. */
+        if (f->keylen != len || f->key[0] != (char)key[0] || memcmp(f->key, key, len) != 0)
             continue;
         if (*seen & (1u << i)) {
             d->r = fail(d->err, TM_EVENT_DUPLICATE_KEY, "duplicate key '%s'", f->name);
@@ -695,8 +734,12 @@ enum tm_event_reason tm_event_decode(struct tm_event *e, const char *json, size_
     if (len > TM_EVENT_JSON_MAX)
         return fail(err, TM_EVENT_TOO_LARGE, "event of %zu bytes, the limit is %d", len,
                     TM_EVENT_JSON_MAX);
-    if (nesting_depth(json, len) > TM_EVENT_DEPTH_MAX)
-        return fail(err, TM_EVENT_TOO_DEEP, "nested deeper than %d levels", TM_EVENT_DEPTH_MAX);
+    /*
+     * Nesting is not scanned for up front: the callbacks refuse every array and every
+     * object but the event and its four member objects, so yajl never goes deeper than 3
+     * levels, and an event that decodes is never too deep. A failure is named TOO_DEEP
+     * afterwards when the text is nested too deep, as if that had been checked first.
+     */
     if (blank(json, len))
         return fail(err, TM_EVENT_SYNTAX, "invalid JSON: empty input");
 
@@ -722,6 +765,8 @@ enum tm_event_reason tm_event_decode(struct tm_event *e, const char *json, size_
     r = tm_event_validate(e, mode, err);
 out:
     yajl_free(h);
+    if (r != TM_EVENT_OK && nesting_depth(json, len) > TM_EVENT_DEPTH_MAX)
+        r = fail(err, TM_EVENT_TOO_DEEP, "nested deeper than %d levels", TM_EVENT_DEPTH_MAX);
     return r;
 }
 
@@ -764,9 +809,6 @@ static const unsigned char byte_class[256] = {
     ['\\'] = 1,
     [0x80 ... 0xff] = 2,
 };
-
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
 
 /*
  * Whether any of the 8 bytes in v is a control character, a quote, a backslash or

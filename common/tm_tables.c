@@ -129,7 +129,7 @@ const size_t tm_need_categories_count = TM_ARRAY_LEN(tm_need_categories);
 static int name_index(const char *const *names, size_t n, const char *id)
 {
     for (size_t i = 0; id != NULL && i < n; i++)
-        if (strcmp(names[i], id) == 0)
+        if (names[i][0] == id[0] && strcmp(names[i], id) == 0)
             return (int)i;
     return -1;
 }
@@ -137,7 +137,7 @@ static int name_index(const char *const *names, size_t n, const char *id)
 int tm_sector_index(const char *id)
 {
     for (size_t i = 0; id != NULL && i < tm_sectors_count; i++)
-        if (strcmp(tm_sectors[i].id, id) == 0)
+        if (tm_sectors[i].id[0] == id[0] && strcmp(tm_sectors[i].id, id) == 0)
             return (int)i;
     return -1;
 }
@@ -145,7 +145,7 @@ int tm_sector_index(const char *id)
 int tm_category_index(const char *id)
 {
     for (size_t i = 0; id != NULL && i < tm_categories_count; i++)
-        if (strcmp(tm_categories[i].id, id) == 0)
+        if (tm_categories[i].id[0] == id[0] && strcmp(tm_categories[i].id, id) == 0)
             return (int)i;
     return -1;
 }

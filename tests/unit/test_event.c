@@ -543,6 +543,17 @@ static void test_event_reject_bad_formats(void **state)
     (void)state;
     expect_modified("src.ip", json_string("203.0.113.300"), TM_EVENT_BAD_VALUE,
                     "field 'src.ip': not an IPv4 or IPv6 address");
+    /* What inet_pton refuses stays refused; what it takes stays taken. */
+    static const char *const bad_ips[] = {"203.0.113.256", "203.0.113",    "203.0.113.9.1",
+                                          "203.0.113.09",  "0203.0.113.9", "203..113.9",
+                                          "203.0.113.9 ",  ".203.0.113",   "203.0.113.1000",
+                                          "::g",           "1.2.3.-4",     "+1.2.3.4"};
+    for (size_t i = 0; i < sizeof(bad_ips) / sizeof(bad_ips[0]); i++)
+        expect_modified("src.ip", json_string(bad_ips[i]), TM_EVENT_BAD_VALUE, "field 'src.ip'");
+    static const char *const good_ips[] = {"0.0.0.0", "255.255.255.255", "10.0.0.1",      "1.2.3.4",
+                                           "::1",     "2001:db8::1",     "::ffff:1.2.3.4"};
+    for (size_t i = 0; i < sizeof(good_ips) / sizeof(good_ips[0]); i++)
+        expect_modified("dst.ip", json_string(good_ips[i]), TM_EVENT_OK, "");
     expect_modified("attack.technique", json_string("T111"), TM_EVENT_BAD_VALUE,
                     "field 'attack.technique'");
     expect_modified("attack.technique", json_string("T1110.1"), TM_EVENT_BAD_VALUE,
