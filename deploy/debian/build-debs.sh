@@ -119,7 +119,7 @@ pkgdir=$work/debian/$pkg
 put_bin tm-agent
 put 0640 deploy/tm-agent.ini etc/tm-agent/tm-agent.ini
 put 0644 deploy/systemd/tm-agent.service lib/systemd/system/tm-agent.service
-for d in agent config parsers schema; do
+for d in agent config enrollment parsers schema; do
   put 0644 "docs/$d.md" "usr/share/doc/tm-agent/$d.md"
 done
 finish /etc/tm-agent/tm-agent.ini
@@ -151,7 +151,7 @@ for f in "$src"/deploy/production/*; do
   [ -x "$f" ] && mode=0755
   put "$mode" "deploy/production/${f##*/}" "usr/share/tm-telemetry/production/${f##*/}"
 done
-for d in operations collector aggregator dashboard redis-keys config schema protocols planners; do
+for d in operations collector aggregator dashboard redis-keys config schema protocols planners enrollment; do
   put 0644 "docs/$d.md" "usr/share/doc/tm-server/$d.md"
 done
 finish /etc/tm-collector/tm-collector.ini /etc/tm-aggregator/tm-aggregator.ini \

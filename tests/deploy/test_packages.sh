@@ -179,6 +179,7 @@ test_packages_agent_contents() {
 -rw-r--r-- root/root /usr/share/doc/tm-agent/agent.md
 -rw-r--r-- root/root /usr/share/doc/tm-agent/changelog.gz
 -rw-r--r-- root/root /usr/share/doc/tm-agent/config.md
+-rw-r--r-- root/root /usr/share/doc/tm-agent/enrollment.md
 -rw-r--r-- root/root /usr/share/doc/tm-agent/copyright
 -rw-r--r-- root/root /usr/share/doc/tm-agent/parsers.md
 -rw-r--r-- root/root /usr/share/doc/tm-agent/schema.md
@@ -209,7 +210,7 @@ test_packages_server_contents() {
         if [ -x "$f" ]; then echo "-rwxr-xr-x root/root /usr/share/tm-telemetry/production/${f##*/}"; else
           echo "-rw-r--r-- root/root /usr/share/tm-telemetry/production/${f##*/}"; fi
       done
-      for d in operations collector aggregator dashboard redis-keys config schema protocols planners; do
+      for d in operations collector aggregator dashboard redis-keys config schema protocols planners enrollment; do
         echo "-rw-r--r-- root/root /usr/share/doc/tm-server/$d.md"
       done
       echo "-rw-r--r-- root/root /usr/share/doc/tm-server/changelog.gz"
