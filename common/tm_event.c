@@ -459,6 +459,7 @@ struct dec {
     const struct field *table;   /* fields of the object we are in */
     const struct field *f;       /* the field whose value comes next; NULL = none yet */
     uint32_t seen_top, seen_sub; /* keys seen so far (duplicates) */
+    int next_top, next_sub;      /* where on_key starts looking: after the last match */
     bool have_schema;
     bool started;
 };
@@ -586,6 +587,7 @@ static int on_start_map(void *ctx)
     d->depth++;
     d->table = d->f->members;
     d->seen_sub = 0;
+    d->next_sub = 0;
     d->f = NULL;
     return 1;
 }
@@ -605,23 +607,43 @@ static int on_start_array(void *ctx)
     return wrong_type(ctx, "an array");
 }
 
+static bool key_is(const struct field *f, const unsigned char *key, size_t len)
+{
+    /* Length and first byte settle almost every mismatch. */
+    if (f->keylen != len || f->key[0] != (char)key[0])
+        return false;
+    for (size_t i = 1; i < len; i++)
+        if (f->key[i] != (char)key[i])
+            return false;
+    return true;
+}
+
+/*
+ * Senders mostly write keys in schema order, so the search starts after the field
+ * matched last and wraps around: usually the first or second entry is the one.
+ */
 static int on_key(void *ctx, const unsigned char *key, size_t len)
 {
     struct dec *d = ctx;
-    uint32_t *seen = d->depth == 1 ? &d->seen_top : &d->seen_sub;
+    bool top = d->depth == 1;
+    uint32_t *seen = top ? &d->seen_top : &d->seen_sub;
+    int *next = top ? &d->next_top : &d->next_sub;
 
-    for (int i = 0; d->table[i].key != NULL; i++) {
-        const struct field *f = &d->table[i];
-        /* Length and first byte settle almost every mismatch without a call. */
-        if (f->keylen != len || f->key[0] != (char)key[0] || memcmp(f->key, key, len) != 0)
-            continue;
-        if (*seen & (1u << i)) {
-            d->r = fail(d->err, TM_EVENT_DUPLICATE_KEY, "duplicate key '%s'", f->name);
-            return 0;
+    for (int pass = 0; pass < 2; pass++) {
+        int from = pass == 0 ? *next : 0;
+        for (int i = from; d->table[i].key != NULL && (pass == 0 || i < *next); i++) {
+            const struct field *f = &d->table[i];
+            if (!key_is(f, key, len))
+                continue;
+            if (*seen & (1u << i)) {
+                d->r = fail(d->err, TM_EVENT_DUPLICATE_KEY, "duplicate key '%s'", f->name);
+                return 0;
+            }
+            *seen |= 1u << i;
+            *next = i + 1;
+            d->f = f;
+            return 1;
         }
-        *seen |= 1u << i;
-        d->f = f;
-        return 1;
     }
     if (d->depth == 1)
         d->r = fail(d->err, TM_EVENT_UNKNOWN_FIELD, "field '%.*s': not defined by schema v1",
@@ -907,32 +929,20 @@ static void jw_string(struct jw *w, const char *s, size_t len)
 }
 
 /*
- * Keys are string literals: KEY("id") passes the text with its length, so nothing is
- * measured per event.
+ * Keys are string literals written out whole: KEY("id") is the text ,"id": with its
+ * length, so a member's key is one copy (without the comma when it comes first) and
+ * nothing is measured or assembled per event.
  */
-#define KEY(k) k, sizeof(k) - 1
+#define KEY(k) ",\"" k "\":", sizeof(",\"" k "\":") - 1
 
-/* Writes "key": with the comma the previous member needs. */
+/* Writes the key text made by KEY, with the comma the previous member needs. */
 static void jw_key(struct jw *w, const char *key, size_t keylen)
 {
-    char tmp[24];
-
-    if (!w->first && keylen + 4 <= sizeof(tmp)) {
-        /* ,"key": in one copy */
-        tmp[0] = ',';
-        tmp[1] = '"';
-        memcpy(tmp + 2, key, keylen);
-        tmp[keylen + 2] = '"';
-        tmp[keylen + 3] = ':';
-        jw_put(w, tmp, keylen + 4);
-        return;
-    }
-    if (!w->first)
-        jw_put(w, ",", 1);
+    if (w->first)
+        jw_put(w, key + 1, keylen - 1);
+    else
+        jw_put(w, key, keylen);
     w->first = false;
-    jw_put(w, "\"", 1);
-    jw_put(w, key, keylen);
-    jw_put(w, "\":", 2);
 }
 
 static void jw_open(struct jw *w, const char *key, size_t keylen)

@@ -69,14 +69,16 @@ static void put_digits(char *p, unsigned v, int n)
 
 /*
  * Written digit by digit: it runs three times per event on the collector's hot path,
- * where the times of neighbouring events mostly fall in the same second. Each thread
- * keeps the text of the last second it formatted ("2026-11-23T07:22:05") and then writes
- * only the milliseconds.
+ * where the times of neighbouring events mostly fall in a few seconds. Each thread keeps
+ * the text of the last two seconds it formatted ("2026-11-23T07:22:05"; two, because an
+ * event's ts and received alternate) and then writes only the milliseconds.
  */
-static _Thread_local struct {
+struct second_text {
     int64_t sec; /* ms / 1000 of the text below; INT64_MIN: none yet */
     char text[19];
-} last_second = {INT64_MIN, ""};
+};
+static _Thread_local struct second_text last_seconds[2] = {{INT64_MIN, ""}, {INT64_MIN, ""}};
+static _Thread_local unsigned last_second_next; /* the entry to replace next */
 
 int tm_time_format(int64_t ms, char *out, size_t outlen)
 {
@@ -85,8 +87,10 @@ int tm_time_format(int64_t ms, char *out, size_t outlen)
 
     if (outlen < TM_TIME_LEN)
         return -1;
-    if (ms >= 0 && ms / 1000 == last_second.sec) {
-        memcpy(out, last_second.text, sizeof(last_second.text));
+    for (int i = 0; ms >= 0 && i < 2; i++) {
+        if (ms / 1000 != last_seconds[i].sec)
+            continue;
+        memcpy(out, last_seconds[i].text, sizeof(last_seconds[i].text));
         out[19] = '.';
         put_digits(out + 20, (unsigned)(ms % 1000), 3);
         out[23] = 'Z';
@@ -114,8 +118,10 @@ int tm_time_format(int64_t ms, char *out, size_t outlen)
     out[23] = 'Z';
     out[24] = '\0';
     if (ms >= 0) {
-        memcpy(last_second.text, out, sizeof(last_second.text));
-        last_second.sec = ms / 1000;
+        struct second_text *c = &last_seconds[last_second_next];
+        memcpy(c->text, out, sizeof(c->text));
+        c->sec = ms / 1000;
+        last_second_next ^= 1;
     }
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -39,6 +40,38 @@ static void test_time_format_known(void **state)
     /* Out of range and short buffers are refused. */
     assert_int_equal(tm_time_format(253402300800000LL, buf, sizeof(buf)), -1);
     assert_int_equal(tm_time_format(0, buf, TM_TIME_LEN - 1), -1);
+}
+
+/*
+ * The formatter remembers the last seconds it wrote: times that come back to a second,
+ * alternate between seconds (an event's ts and received) or step across midnight must
+ * read the same as when formatted alone (checked against gmtime_r).
+ */
+static void test_time_format_interleaved(void **state)
+{
+    static const int64_t base[] = {1795418525123LL,  1795391999999LL, 951782399999LL, 0, -1000, -1,
+                                   253402300799000LL};
+    char buf[TM_TIME_LEN], want[TM_TIME_LEN + 16];
+    uint32_t r = 12345;
+    (void)state;
+
+    for (int i = 0; i < 20000; i++) {
+        int64_t ms;
+        time_t sec;
+        struct tm tm;
+
+        r = r * 1103515245u + 12345u;
+        ms = base[(r >> 8) % (sizeof(base) / sizeof(base[0]))] + (int64_t)((r >> 16) % 3000);
+        if (ms > 253402300799999LL)
+            ms = 253402300799999LL;
+        sec = (time_t)(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000));
+        gmtime_r(&sec, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ms - (int64_t)sec * 1000));
+        assert_int_equal(tm_time_format(ms, buf, sizeof(buf)), 0);
+        assert_string_equal(buf, want);
+    }
 }
 
 static void test_time_parse_forms(void **state)
@@ -130,7 +163,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_format_known),   cmocka_unit_test(test_time_parse_forms),
         cmocka_unit_test(test_time_parse_rejects),  cmocka_unit_test(test_time_matches_timegm),
-        cmocka_unit_test(test_time_clocks_advance),
+        cmocka_unit_test(test_time_clocks_advance), cmocka_unit_test(test_time_format_interleaved),
     };
     return cmocka_run_group_tests_name("time", tests, NULL, NULL);
 }
