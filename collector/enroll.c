@@ -36,6 +36,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <errno.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -292,11 +293,16 @@ static void request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     lock = tm_file_lock(e->lock, TM_IDMAP_LOCK_WAIT_MS, err);
-    if (lock < 0) {
+    if (lock < 0 && errno == EWOULDBLOCK) {
         tm_log_error("enroll %s: %s", peer, err);
         count(e, "error");
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "5");
         answer_error(req, 503, "the identity map is busy; try again");
+    } else if (lock < 0) {
+        /* not the agent's fault, nor passing: the collector's files need fixing */
+        tm_log_error("enroll %s: %s", peer, err);
+        count(e, "error");
+        answer_error(req, 500, "the collector cannot lock its identity map (see its log)");
     } else {
         redeem(e, req, token, peer);
         tm_file_unlock(lock);

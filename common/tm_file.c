@@ -215,6 +215,7 @@ int tm_file_lock(const char *path, int timeout_ms, char *err)
         if (waited >= timeout_ms) {
             tm_err(err, "'%s' is locked by another process (waited %d ms)", path, timeout_ms);
             close(fd);
+            errno = EWOULDBLOCK;
             return -1;
         }
         nanosleep(&ts, NULL);

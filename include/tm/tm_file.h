@@ -42,7 +42,8 @@ int tm_file_write_atomic(const char *path, const void *data, size_t len, mode_t 
  * Takes an exclusive flock on the file at path (created with mode 0660 when missing, by
  * root with its directory's group, as tm_file_write_atomic does; a read-only descriptor
  * is enough for flock), waiting up to timeout_ms. Returns the descriptor to hand to
- * tm_file_unlock, or -1 with the reason in err.
+ * tm_file_unlock, or -1 with the reason in err and errno EWOULDBLOCK when another holder
+ * kept it for timeout_ms (any other errno: the file could not be opened or locked).
  */
 int tm_file_lock(const char *path, int timeout_ms, char *err);
 
