@@ -126,6 +126,39 @@ wait_line() {
   fail "no '$2' line in $1 within ${3:-10} s"
 }
 
+# fresh_root DIR DEB...: an empty system tree dpkg --root can install the packages DEB
+# into: an /etc with root's passwd, group, shadow and gshadow, and a dpkg database holding
+# only the host's status entries of the packages' dependencies, each with an empty file
+# list (so dpkg sees them installed, or refuses a Depends that names a wrong package).
+fresh_root() {
+  local r=$1 d p
+  shift
+  mkdir -p "$r/etc" "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates"
+  : >"$r/var/lib/dpkg/status"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
+  printf 'root:x:0:\nadm:x:4:\n' >"$r/etc/group"
+  printf 'root:*:19000:0:99999:7:::\n' >"$r/etc/shadow"
+  printf 'root:*::\nadm:*::\n' >"$r/etc/gshadow"
+  chmod 0640 "$r/etc/shadow" "$r/etc/gshadow"
+  for d in "$@"; do
+    dpkg-deb -f "$d" Depends | tr ',' '\n' | sed 's/(.*//; s/|.*//; s/[[:space:]]//g'
+  done | sort -u | while read -r p; do
+    [ -n "$p" ] || continue
+    dpkg-query -s "$p" >>"$r/var/lib/dpkg/status" 2>/dev/null || continue
+    echo >>"$r/var/lib/dpkg/status"
+    : >"$r/var/lib/dpkg/info/$(dpkg-query -W -f '${binary:Package}' "$p").list"
+  done
+}
+
+# dpkg_root DIR ARGS...: dpkg on the tree DIR, maintainer scripts without chroot (they
+# see DPKG_ROOT=DIR and create users with useradd --prefix there).
+dpkg_root() {
+  local r=$1
+  shift
+  dpkg --root="$r" --force-script-chrootless --log=/dev/null "$@" >"$T/dpkg.log" 2>&1 ||
+    fail "dpkg $*: $(tail -n 20 "$T/dpkg.log")"
+}
+
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -46,36 +46,6 @@ daemons=(tm-agent.service tm-collector.service tm-aggregator.service tm-dashboar
 
 # ---- helpers ----------------------------------------------------------------------------
 
-# fresh_root DIR: an empty system tree dpkg --root can install into.
-fresh_root() {
-  local r=$1 d p
-  mkdir -p "$r/etc" "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates"
-  : >"$r/var/lib/dpkg/status"
-  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$r/etc/passwd"
-  printf 'root:x:0:\nadm:x:4:\n' >"$r/etc/group"
-  printf 'root:*:19000:0:99999:7:::\n' >"$r/etc/shadow"
-  printf 'root:*::\nadm:*::\n' >"$r/etc/gshadow"
-  chmod 0640 "$r/etc/shadow" "$r/etc/gshadow"
-  # The host's status entries of every package either .deb depends on, with an empty
-  # file list each: dpkg then sees the dependencies installed, or refuses a wrong name.
-  for d in "$agent_deb" "$server_deb"; do
-    dpkg-deb -f "$d" Depends | tr ',' '\n' | sed 's/(.*//; s/|.*//; s/[[:space:]]//g'
-  done | sort -u | while read -r p; do
-    [ -n "$p" ] || continue
-    dpkg-query -s "$p" >>"$r/var/lib/dpkg/status" 2>/dev/null || continue
-    echo >>"$r/var/lib/dpkg/status"
-    : >"$r/var/lib/dpkg/info/$(dpkg-query -W -f '${binary:Package}' "$p").list"
-  done
-}
-
-# dpkg_root DIR ARGS...: dpkg on the tree DIR, maintainer scripts without chroot.
-dpkg_root() {
-  local r=$1
-  shift
-  dpkg --root="$r" --force-script-chrootless --log=/dev/null "$@" >"$T/dpkg.log" 2>&1 ||
-    fail "dpkg $*: $(tail -n 20 "$T/dpkg.log")"
-}
-
 # name_of passwd|group ID DIR: the name ID has in DIR/etc/passwd or group.
 name_of() {
   awk -F: -v id="$2" '$3 == id { print $1; exit }' "$3/etc/$1"
@@ -224,7 +194,7 @@ test_packages_server_contents() {
 test_packages_agent_install() {
   local r=$T/agent-root host_before line
   host_before=$(getent passwd tm-agent || true)
-  fresh_root "$r"
+  fresh_root "$r" "$agent_deb" "$server_deb"
   dpkg_root "$r" -i "$agent_deb" || return 1
   expect_eq "dpkg status" "$(dpkg-query --root="$r" -W -f '${db:Status-Abbrev}' tm-agent)" "ii " || return 1
   line=$(grep '^tm-agent:' "$r/etc/passwd") || fail "no tm-agent user in the tree" || return 1
@@ -290,7 +260,7 @@ test_packages_agent_remove_and_purge() {
 
 test_packages_server_install() {
   local r=$T/server-root d
-  fresh_root "$r"
+  fresh_root "$r" "$agent_deb" "$server_deb"
   dpkg_root "$r" -i "$server_deb" || return 1
   expect_eq "dpkg status" "$(dpkg-query --root="$r" -W -f '${db:Status-Abbrev}' tm-server)" "ii " || return 1
   for d in collector aggregator dashboard; do
@@ -327,7 +297,7 @@ test_packages_server_install() {
 test_packages_units_verify() {
   local r=$T/units-root u out
   need systemd-analyze || return 1
-  fresh_root "$r"
+  fresh_root "$r" "$agent_deb" "$server_deb"
   dpkg_root "$r" -i "$agent_deb" "$server_deb" || return 1
   mkdir -p "$r/lib/systemd/system" "$r/usr/bin"
   for u in /lib/systemd/system/*; do
@@ -406,7 +376,7 @@ test_packages_lintian() {
 # The assertions above catch what they are for: a wrong mode, a wrong owner, a missing file.
 test_packages_checks_catch_breakage() {
   local r=$T/breakage
-  fresh_root "$r"
+  fresh_root "$r" "$agent_deb" "$server_deb"
   mkdir -p "$r/usr/bin" && : >"$r/usr/bin/x" && chmod 0644 "$r/usr/bin/x"
   if expect_path "$r" /usr/bin/x f 0755 root root 2>/dev/null; then fail "wrong mode not seen"; return 1; fi
   chmod 0755 "$r/usr/bin/x"
