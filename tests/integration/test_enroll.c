@@ -14,7 +14,8 @@
  *   - token: `tmctl enroll --token` -> `tm-agent enroll` writes its key (0600),
  *     certificate and CA; the agent ships as its operator; the same token again is
  *     refused, also after a collector restart; an expired, an unknown, a malformed and a
- *     revoked token are refused and leave no file;
+ *     revoked token (by its name, or by its operator before that operator is in the map)
+ *     are refused and leave no file;
  *   - revoke: `tmctl revoke NAME` + SIGHUP: the next connection with that certificate is
  *     refused (its events stay in the agent's spool, none reach Kafka) while an agent of
  *     another operator, connected before and reconnecting after, keeps shipping;
@@ -617,6 +618,17 @@ static void test_enroll_token_refused(void **state)
     tokens = read_text(tokens_path);
     assert_true(contains(tokens, "revoked:"));
     free(tokens);
+    assert_int_equal(agent_enroll(&out, token, out_dir), 1);
+    assert_true(contains(out, "already used (or revoked)"));
+    free(out);
+    assert_false(exists(key));
+
+    /* An operator the map has no section for yet: revoking it revokes its pending tokens. */
+    tmctl_enroll("", "--operator ua-new-op --sector health --region UA-12 --token", name,
+                 sizeof(name), token, sizeof(token));
+    assert_int_equal(tmctl(&out, "", "revoke ua-new-op"), 0);
+    assert_true(contains(out, "revoked pending enrollment tokens: 1"));
+    free(out);
     assert_int_equal(agent_enroll(&out, token, out_dir), 1);
     assert_true(contains(out, "already used (or revoked)"));
     free(out);

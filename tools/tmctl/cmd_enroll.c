@@ -582,10 +582,23 @@ int ctl_cmd_revoke(struct ctl *c, int argc, char **argv)
         }
         collect_cb(&certs, target);
     } else {
+        /*
+         * A name only a pending token promises, or an operator not in the map yet whose
+         * only enrollments are pending tokens: those tokens are revoked (here, and by
+         * name below).
+         */
         bool pending = false;
-        for (size_t i = 0; i < s.t.n; i++)
-            if (s.t.v[i].state == TM_TOKEN_PENDING && strcmp(s.t.v[i].name, target) == 0)
+        for (size_t i = 0; i < s.t.n; i++) {
+            if (s.t.v[i].state != TM_TOKEN_PENDING)
+                continue;
+            if (strcmp(s.t.v[i].name, target) == 0)
                 pending = true;
+            if (strcmp(s.t.v[i].operator_id, target) == 0) {
+                tm_tokens_burn(&s.t, i, TM_TOKEN_REVOKED, c->now_ms);
+                cancelled++;
+                pending = true;
+            }
+        }
         if (!pending) {
             ctl_error("'%s' is neither an operator nor a certificate name in '%s' (--force "
                       "denies it anyway)",
