@@ -5,6 +5,7 @@
  * (enroll.c). docs/agent.md is the manual.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +255,12 @@ int main(int argc, char **argv)
     }
     tm_log_init("tm-agent", level, cfg->log_syslog);
     signal(SIGPIPE, SIG_IGN);
+    /* Fixed malloc thresholds: glibc would raise them after the first big buffer (zlib's
+     * deflate state, spool batches, evbuffer pullups) is freed, and keep every later one in
+     * the heap; fixed, they are mapped and handed back when freed. One arena: one thread. */
+    mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 1);
     a = agent_create(cfg, once, err);
     if (a == NULL) {
         tm_log_error("%s", err);
