@@ -13,6 +13,8 @@
 #   make format / make check-format / make clean
 #
 # SANITIZE=address,undefined builds with those sanitizers (used by 'make test').
+# AGENT_STATIC=1 links tm-agent statically (Debian's .a archives, unused sections dropped);
+# the other programs stay dynamic. Footprint, trade-offs and measurements: docs/agent.md.
 
 BUILD ?= build
 CC ?= cc
@@ -37,6 +39,18 @@ PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS)))$(PKG_LIBS)
 # --as-needed: each program links only the libraries it calls (tm-agent stays small).
 LDFLAGS += -Wl,--as-needed
 LDLIBS = $(PKG_LIBS) -lm -lpthread
+
+# tm-agent linked statically: the archives of the libraries it calls (yajl's is libyajl_s.a).
+# Sections let --gc-sections drop what nothing reaches. Sanitizers need dynamic linking.
+AGENT_STATIC ?=
+AGENT_STATIC_LIBS := -levent_openssl -levent -ljansson -lyajl_s -linih -lz -lssl -lcrypto -lm \
+	-lpthread
+ifneq ($(AGENT_STATIC),)
+ifneq ($(SANITIZE),)
+$(error AGENT_STATIC and SANITIZE do not mix: sanitizers need a dynamic tm-agent)
+endif
+CFLAGS += -ffunction-sections -fdata-sections
+endif
 
 ifneq ($(SANITIZE),)
 CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -68,6 +82,10 @@ $$(BUILD)/$(1): $$(patsubst %.c,$$(OBJ)/%.o,$$($(1)_SRCS)) $$(LIBTM)
 endif
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program,$(p))))
+ifneq ($(AGENT_STATIC),)
+$(BUILD)/tm-agent: LDFLAGS += -static -Wl,--gc-sections
+$(BUILD)/tm-agent: LDLIBS = $(AGENT_STATIC_LIBS)
+endif
 
 # Tests: one binary per tests/unit/test_*.c and tests/integration/test_*.c; fuzz targets
 # are also built as replay drivers (plain cc) that run their corpus in 'make test'.

@@ -3,7 +3,8 @@
 # binaries in BUILD_DIR ('make deb' runs it with OUT_DIR = BUILD_DIR/deb).
 #
 # Standard tools only, no debhelper: each package is staged in a scratch debian/PKG tree;
-# dpkg-shlibdeps computes the shared-library Depends of its binaries, dpkg-gencontrol
+# dpkg-shlibdeps computes the shared-library Depends of its binaries (none for a static
+# tm-agent, 'make AGENT_STATIC=1'), dpkg-gencontrol
 # writes DEBIAN/control from deploy/debian/control (with Installed-Size), and
 # dpkg-deb --root-owner-group builds it (every file root:root, no fakeroot needed). The
 # maintainer scripts are deploy/debian/PKG.{postinst,prerm,postrm} with
@@ -82,7 +83,16 @@ maint() {
 finish() {
   local f
   mkdir -p "$pkgdir/DEBIAN"
-  (cd "$work" && dpkg-shlibdeps -T"debian/$pkg.substvars" "debian/$pkg"/usr/bin/*)
+  # Statically linked binaries (make AGENT_STATIC=1) need no library packages.
+  local dyn=()
+  for f in "$pkgdir"/usr/bin/*; do
+    readelf -d "$f" | grep NEEDED >/dev/null && dyn+=("debian/$pkg/usr/bin/${f##*/}")
+  done
+  if [ ${#dyn[@]} -gt 0 ]; then
+    (cd "$work" && dpkg-shlibdeps -T"debian/$pkg.substvars" "${dyn[@]}")
+  else
+    echo "shlibs:Depends=" >"$work/debian/$pkg.substvars"
+  fi
   (cd "$work" && dpkg-gencontrol -p"$pkg" -P"debian/$pkg" -T"debian/$pkg.substvars")
   : >"$pkgdir/DEBIAN/conffiles"
   for f in "$@"; do
