@@ -5,6 +5,7 @@
  * in registry.NAME.fast after each spool flush when the spool is fsynced on a timer
  * (agent.c explains why; pick_registry below decides which one a start uses).
  */
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,8 +51,15 @@ static int pick_registry(struct input *in, const char *registry, const char *fas
     size_t len = 0;
     int rc;
 
-    if ((rc = tail_registry_mark(fast, fm, err)) <= 0)
-        return rc;
+    if ((rc = tail_registry_mark(fast, fm, err)) == 0)
+        return 0;
+    if (rc < 0) {
+        /* written without fsync: a power loss may leave it empty or torn */
+        tm_log_warn("input '%s': ignoring the positions of the last spool flush: %s", in->cfg->name,
+                    err);
+        unlink(fast);
+        return 0;
+    }
     if (tail_registry_mark(registry, dm, err) < 0)
         return -1;
     agent_spool_mark(in->agent, sm);
@@ -81,6 +89,19 @@ static int pick_registry(struct input *in, const char *registry, const char *fas
     }
     unlink(fast);
     return 0;
+}
+
+/* Temporary files of registry writes cut short by a crash (tm_file_write_atomic's). */
+static void remove_strays(const char *registry)
+{
+    char pattern[AGENT_PATH_LEN + 80];
+    glob_t g;
+
+    snprintf(pattern, sizeof(pattern), "%s.tmp*", registry);
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
 }
 
 static int file_start(struct input *in, char *err)
@@ -119,6 +140,8 @@ static int file_start(struct input *in, char *err)
     agent_state_path(in->agent, name, registry, sizeof(registry));
     snprintf(name, sizeof(name), "registry.%s.fast", in->cfg->name);
     agent_state_path(in->agent, name, fast, sizeof(fast));
+    remove_strays(registry);
+    remove_strays(fast);
     if (pick_registry(in, registry, fast, err) != 0)
         return -1;
     tc.globs = fs->globs;

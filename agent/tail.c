@@ -605,52 +605,65 @@ static void free_registry(struct tail *t)
  * FP (16 hex digits) the FNV-1a 64 hash of the file's first FP_LEN bytes; PATH the file's
  * name at the checkpoint (newlines replaced), used only to find rotated files again.
  */
-static int load_registry(struct tail *t, char *err)
+/*
+ * Reads and checks the registry at path: its mark into mark (zeros for version 1) and, when
+ * reg is not NULL, up to max entries into reg (*n of them; paths malloc'd). Returns 1, 0
+ * when the file does not exist, or -1 with err: unreadable, or any line malformed.
+ */
+static int read_registry(const char *path, uint64_t mark[TAIL_MARK_WORDS], struct reg_entry *reg,
+                         size_t max, size_t *n, char *err)
 {
-    FILE *fp = NULL;
+    FILE *fp;
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    ssize_t len;
     unsigned lineno = 0;
+    bool v1 = false;
     int result = -1;
 
-    fp = fopen(t->registry_path, "r");
+    mark[0] = mark[1] = 0;
+    if (n != NULL)
+        *n = 0;
+    fp = fopen(path, "r");
     if (fp == NULL) {
         if (errno == ENOENT)
             return 0;
-        return tm_err(err, "cannot open '%s': %s", t->registry_path, strerror(errno));
+        return tm_err(err, "cannot open '%s': %s", path, strerror(errno));
     }
-    t->reg = calloc(t->max_files, sizeof(*t->reg));
-    if (t->reg == NULL) {
-        tm_err(err, "out of memory");
-        goto out;
-    }
-    while ((n = getline(&line, &cap, fp)) > 0) {
+    while ((len = getline(&line, &cap, fp)) > 0) {
         struct reg_entry e = {0};
         unsigned skip;
         int pos = 0;
 
         lineno++;
-        if (line[n - 1] == '\n')
-            line[--n] = '\0';
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
         if (lineno == 1) {
-            if (strcmp(line, REGISTRY_MAGIC) != 0 && strcmp(line, REGISTRY_MAGIC_V1) != 0) {
-                tm_err(err, "'%s': not a tail registry", t->registry_path);
+            v1 = strcmp(line, REGISTRY_MAGIC_V1) == 0;
+            if (!v1 && strcmp(line, REGISTRY_MAGIC) != 0) {
+                tm_err(err, "'%s': not a tail registry", path);
                 goto out;
             }
             continue;
         }
-        if (lineno == 2 && strncmp(line, "mark ", 5) == 0)
-            continue; /* tail_registry_mark reads it */
+        if (lineno == 2 && !v1) {
+            if (sscanf(line, "mark %" SCNu64 " %" SCNu64 "%n", &mark[0], &mark[1], &pos) != 2 ||
+                line[pos] != '\0') {
+                tm_err(err, "%s:2: malformed mark line", path);
+                goto out;
+            }
+            continue;
+        }
         if (sscanf(line, "%" SCNu64 " %" SCNu64 " %" SCNu64 " %u %u %16" SCNx64 "%n", &e.dev,
                    &e.ino, &e.off, &skip, &e.fp_len, &e.fp, &pos) != 6 ||
             line[pos] != ' ' || skip > 1 || e.fp_len > FP_MAX) {
-            tm_err(err, "%s:%u: malformed registry line", t->registry_path, lineno);
+            tm_err(err, "%s:%u: malformed registry line", path, lineno);
             goto out;
         }
-        if (t->n_reg == t->max_files) {
-            tm_log_warn("tail: '%s' has more than %zu entries, ignoring the rest", t->registry_path,
-                        t->max_files);
+        if (reg == NULL)
+            continue;
+        if (*n == max) {
+            tm_log_warn("tail: '%s' has more than %zu entries, ignoring the rest", path, max);
             break;
         }
         e.skip = skip == 1;
@@ -659,17 +672,30 @@ static int load_registry(struct tail *t, char *err)
             tm_err(err, "out of memory");
             goto out;
         }
-        t->reg[t->n_reg++] = e;
+        reg[(*n)++] = e;
     }
     if (ferror(fp)) {
-        tm_err(err, "cannot read '%s'", t->registry_path);
+        tm_err(err, "cannot read '%s'", path);
         goto out;
     }
-    result = 0;
+    if (lineno < (v1 ? 1u : 2u)) {
+        tm_err(err, "'%s' is cut short", path);
+        goto out;
+    }
+    result = 1;
 out:
     free(line);
     fclose(fp);
     return result;
+}
+
+static int load_registry(struct tail *t, char *err)
+{
+    t->reg = calloc(t->max_files, sizeof(*t->reg));
+    if (t->reg == NULL)
+        return tm_err(err, "out of memory");
+    return read_registry(t->registry_path, t->mark, t->reg, t->max_files, &t->n_reg, err) < 0 ? -1
+                                                                                              : 0;
 }
 
 /* Reads every marked file once (one chunk each); re-arms itself while any has more. */
@@ -859,24 +885,7 @@ int tail_checkpoint_fast(struct tail *t, char *err)
 
 int tail_registry_mark(const char *path, uint64_t mark[TAIL_MARK_WORDS], char *err)
 {
-    char line[128];
-    FILE *fp = fopen(path, "r");
-    int rc = 0;
-
-    mark[0] = mark[1] = 0;
-    if (fp == NULL)
-        return errno == ENOENT ? 0 : tm_err(err, "cannot open '%s': %s", path, strerror(errno));
-    if (fgets(line, sizeof(line), fp) == NULL ||
-        (strcmp(line, REGISTRY_MAGIC "\n") != 0 && strcmp(line, REGISTRY_MAGIC_V1 "\n") != 0))
-        rc = tm_err(err, "'%s': not a tail registry", path);
-    else if (strcmp(line, REGISTRY_MAGIC "\n") == 0 &&
-             (fgets(line, sizeof(line), fp) == NULL ||
-              sscanf(line, "mark %" SCNu64 " %" SCNu64, &mark[0], &mark[1]) != 2))
-        rc = tm_err(err, "'%s': registry without its mark line", path);
-    else
-        rc = 1;
-    fclose(fp);
-    return rc;
+    return read_registry(path, mark, NULL, 0, NULL, err);
 }
 
 struct tail *tail_create(struct event_base *base, const struct tail_config *cfg,

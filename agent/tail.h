@@ -142,8 +142,9 @@ int tail_checkpoint_fast(struct tail *t, char *err);
 void tail_set_mark(struct tail *t, const uint64_t mark[TAIL_MARK_WORDS]);
 
 /*
- * Reads the mark of the registry at path into mark (zeros for a registry of version 1).
- * Returns 1, 0 when the file does not exist, or -1 with err filled.
+ * Reads the mark of the registry at path into mark (zeros for a registry of version 1),
+ * checking every line as tail_create would. Returns 1, 0 when the file does not exist,
+ * or -1 with err filled (unreadable, cut short or malformed).
  */
 int tail_registry_mark(const char *path, uint64_t mark[TAIL_MARK_WORDS], char *err);
 

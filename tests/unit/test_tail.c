@@ -513,6 +513,13 @@ static void test_tail_fast_checkpoint_and_marks(void **state)
     write_file(bad, O_TRUNC, "tm-tail-registry 2\nmark x\n");
     assert_int_equal(tail_registry_mark(bad, m, err), -1);
     assert_non_null(strstr(err, "mark"));
+    /* written without fsync, a power loss can leave it cut short or torn: an error */
+    write_file(bad, O_TRUNC, "tm-tail-registry 2\n");
+    assert_int_equal(tail_registry_mark(bad, m, err), -1);
+    write_file(bad, O_TRUNC, "tm-tail-registry 2\nmark 1 2\n1 2 3 0 0 00000");
+    assert_int_equal(tail_registry_mark(bad, m, err), -1);
+    write_file(bad, O_TRUNC, "");
+    assert_int_equal(tail_registry_mark(bad, m, err), -1);
 }
 
 static void test_tail_restart_without_checkpoint(void **state)
