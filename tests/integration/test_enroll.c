@@ -819,6 +819,19 @@ static void test_enroll_listener_rejects_malformed(void **state)
     }
 }
 
+/* Last: the collector stops cleanly (exit 0: no sanitizer report, no leak at exit). */
+static void test_enroll_collector_exits_cleanly(void **state)
+{
+    char *log;
+    (void)state;
+
+    collector_stop();
+    log = read_text(log_path);
+    assert_false(contains(log, "Sanitizer"));
+    assert_false(contains(log, "runtime error"));
+    free(log);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -828,6 +841,7 @@ int main(void)
         cmocka_unit_test(test_enroll_token_refused),
         cmocka_unit_test(test_enroll_revoke),
         cmocka_unit_test(test_enroll_listener_rejects_malformed),
+        cmocka_unit_test(test_enroll_collector_exits_cleanly),
     };
     return cmocka_run_group_tests_name("enroll", tests, setup, teardown);
 }
