@@ -366,3 +366,26 @@ int tm_make_test_cert(const char *dir, const char *name)
              dir, name, name, name, name, name);
     return tm_sh(cmd, 60000) == 0 ? 0 : -1;
 }
+
+int tm_agent_conf_write(const char *dir, const char *name, const char *collectors,
+                        const char *extra, char *path, size_t len)
+{
+    FILE *f;
+    int rc;
+
+    if (snprintf(path, len, "%s/%s.ini", dir, name) >= (int)len)
+        return -1;
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "[agent]\nid = %s\nstate_dir = %s/%s.state\nhost = test-host\n"
+            "flush_interval = 20ms\nfsync_interval = 100ms\n"
+            "[shipper]\ncollectors = %s\nbackoff_base = 50ms\nbackoff_max = 500ms\n"
+            "ack_timeout = 5s\nheartbeat = 1s\n%s",
+            name, dir, name, collectors, extra);
+    rc = ferror(f) ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
+}

@@ -88,6 +88,16 @@ int tm_kafka_produce(const char *bootstrap, const char *topic, const struct tm_k
  */
 int tm_make_test_cert(const char *dir, const char *name);
 
+/*
+ * Writes DIR/NAME.ini for a tm-agent with id NAME: [agent] with its own state directory
+ * DIR/NAME.state, host test-host and quick flushes; [shipper] to collectors with fast
+ * reconnects (backoff 50-500 ms) and a heartbeat every second; then extra as it is (more
+ * [shipper] keys such as TLS, inputs). The file's path goes into path (len bytes).
+ * Returns 0 or -1.
+ */
+int tm_agent_conf_write(const char *dir, const char *name, const char *collectors,
+                        const char *extra, char *path, size_t len);
+
 /* Runs a shell command (sh -c) to completion within timeout_ms. Returns its status. */
 int tm_sh(const char *cmd, int timeout_ms);
 

@@ -78,16 +78,7 @@ static void write_file(const char *path, const char *text)
 static void agent_conf(char *path, size_t len, const char *name, const char *collectors,
                        const char *extra)
 {
-    char text[8192];
-
-    snprintf(path, len, "%s/%s.ini", tmpdir, name);
-    snprintf(text, sizeof(text),
-             "[agent]\nid = %s\nstate_dir = %s/%s.state\nhost = test-host\n"
-             "flush_interval = 20ms\nfsync_interval = 100ms\n"
-             "[shipper]\ncollectors = %s\nbackoff_base = 50ms\nbackoff_max = 500ms\n"
-             "ack_timeout = 5s\nheartbeat = 1s\n%s",
-             name, tmpdir, name, collectors, extra);
-    write_file(path, text);
+    assert_int_equal(tm_agent_conf_write(tmpdir, name, collectors, extra, path, len), 0);
 }
 
 /* Starts tm-agent -c conf --admin 127.0.0.1:0 [extra] and reads its "listening" lines. */

@@ -240,25 +240,20 @@ static void write_events(const char *path, const char *prefix, int from, int n, 
 }
 
 /*
- * Writes DIR/ID.ini: agent ID shipping to the collector with the files in certdir, every
- * event passed through as it is; input extra ([input.in] ...).
+ * Writes DIR/ID.ini (tm_agent_conf_write): agent ID shipping to the collector with the
+ * files in certdir, one input ([input.in] keys in input) whose events pass as they are.
  */
 static void agent_conf(char *path, size_t len, const char *id, const char *certdir,
                        const char *input)
 {
-    char text[4096];
+    char extra[2048];
 
-    snprintf(path, len, "%s/%s.ini", dir, id);
-    snprintf(text, sizeof(text),
-             "[agent]\nid = %s\nstate_dir = %s/%s.state\nhost = test-host\n"
-             "flush_interval = 20ms\nfsync_interval = 100ms\n"
-             "[shipper]\ncollectors = %s\nbackoff_base = 50ms\nbackoff_max = 300ms\n"
-             "ack_timeout = 5s\nheartbeat = 1s\n"
+    snprintf(extra, sizeof(extra),
              "tls_ca = %s/ca.crt\ntls_cert = %s/agent.crt\ntls_key = %s/agent.key\n"
              "[input.in]\n%s\npass_min_severity = 1\nfold_window = 0\nthreshold = false\n"
              "spike = false\n",
-             id, dir, id, coll.lumberjack, certdir, certdir, certdir, input);
-    write_file(path, text);
+             certdir, certdir, certdir, input);
+    assert_int_equal(tm_agent_conf_write(dir, id, coll.lumberjack, extra, path, len), 0);
 }
 
 /* tm-agent --once: ships n events PREFIX-N as agent id with the files in certdir. */
@@ -691,7 +686,7 @@ static void test_enroll_revoke(void **state)
     for (int waited = 0; tm_admin_metric(v.admin, "tm_agent_spool_events") < 10 && waited < 5000;
          waited += 100)
         usleep(100000);
-    sleep(2); /* several connection attempts, at backoff_max 300 ms */
+    sleep(2); /* several connection attempts, at backoff_max 500 ms */
     assert_true(tm_admin_metric(v.admin, "tm_agent_spool_events") == 10);
     assert_true(tm_admin_metric(v.admin, "tm_agent_acked_events") == 0);
     agent_stop(&v);
