@@ -13,7 +13,7 @@
  *   ingest.c          one payload -> validated, stamped canonical event -> Kafka
  *   kafka_sink.c      the producer and its delivery reports
  *   tls.c             OpenSSL context and peer certificate names
- *   rate.c            per-operator token buckets (HTTP and Lumberjack rate limits)
+ *   rate.c            per-operator token buckets (HTTP, Lumberjack and syslog rate limits)
  *   enroll.c          POST /v1/enroll on its own TLS listener: a one-time token and an
  *                     agent's certificate request in, a certificate out (optional)
  *
@@ -69,6 +69,8 @@ struct collector_config {
     char syslog_tcp[TM_ADDR_LEN], syslog_udp[TM_ADDR_LEN];
     bool syslog_tls;
     uint64_t max_line;
+    int64_t syslog_rate_per_sender; /* messages per second per operator, 0 = unlimited */
+    int64_t syslog_rate_burst;
     /* [http] */
     char http[TM_ADDR_LEN];
     uint64_t max_body;
@@ -152,8 +154,8 @@ struct collector {
 
     struct tm_counter *conn_refused;
     /* per-operator rate limits (rate.h), NULL when unlimited */
-    struct rate_limiter *http_rate, *lj_rate;
-    struct tm_counter *lj_throttled;
+    struct rate_limiter *http_rate, *lj_rate, *syslog_rate;
+    struct tm_counter *lj_throttled, *syslog_throttled; /* tm_collector_throttled_total */
     volatile int draining;
 };
 

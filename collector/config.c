@@ -84,6 +84,11 @@ static const struct tm_config_option options[] = {
     BOOL("syslog", "tls", "false", syslog_tls, "require TLS on the syslog TCP listener (RFC 5425)"),
     NUM("syslog", "max_line", TM_CONF_SIZE, "64KiB", max_line, 128, 16777216,
         "longest syslog message"),
+    NUM("syslog", "rate_per_sender", TM_CONF_INT, "0", syslog_rate_per_sender, 0, 100000000,
+        "messages per second per operator; over it a TCP sender's connections stop being read "
+        "until it is back under, UDP datagrams are dropped and counted (0: no limit)"),
+    NUM("syslog", "rate_burst", TM_CONF_INT, "0", syslog_rate_burst, 0, 100000000,
+        "messages a sender may send at once above its rate (0: one second's worth)"),
 
     ADDR("http", "listen", "", http, "HTTP ingest, POST /v1/events (empty: off)"),
     NUM("http", "max_body", TM_CONF_SIZE, "16MiB", max_body, 1024, 1073741824,

@@ -35,7 +35,6 @@
 #include "rate.h"
 #include "tls.h"
 #include "tm/tm_log.h"
-#include "tm/tm_time.h"
 
 /* Contiguous bytes handed to the decoder at a time, when more than one frame waits. */
 #define FEED_CHUNK (256 * 1024)
@@ -67,8 +66,7 @@ struct lj_conn {
     bool identified;
     bool tls;
     bool paused_by_worker;
-    bool throttled; /* over its rate: reading waits for throttle_ev */
-    struct event *throttle_ev;
+    struct rate_throttle throttle; /* over its rate: reading waits for its timer */
     char peer[TM_ADDR_LEN];
     struct sockaddr_storage peer_sa;
     struct lj_window *head, *tail;
@@ -105,7 +103,7 @@ static bool can_read(const struct lj_conn *c)
     bool window_open = c->tail != NULL && c->tail->received < c->tail->size;
 
     return c->bev != NULL && c->identified && !c->paused_by_worker &&
-           (window_open || (!c->throttled && c->nwindows < c->w->c->cfg.max_pending_windows));
+           (window_open || (!c->throttle.on && c->nwindows < c->w->c->cfg.max_pending_windows));
 }
 
 static void update_reading(struct lj_conn *c)
@@ -137,7 +135,7 @@ static void throttle_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    c->throttled = false;
+    c->throttle.on = false;
     if (c->bev != NULL)
         resume_reading(c);
 }
@@ -194,7 +192,6 @@ static int window_cb(void *arg, uint32_t size)
 {
     struct lj_conn *c = arg;
     struct lj_window *win;
-    int64_t wait_ms;
 
     if (c->tail != NULL && c->tail->received < c->tail->size) {
         tm_err(c->err, "new window after %u of %u events of the previous one", c->tail->received,
@@ -214,16 +211,8 @@ static int window_cb(void *arg, uint32_t size)
         c->head = win;
     c->tail = win;
     c->nwindows++;
-    wait_ms = rate_charge(c->w->c->lj_rate, c->id.operator_id, (long)size, tm_time_mono_ms());
-    if (wait_ms > 0 && !c->throttled) {
-        struct timeval tv = {wait_ms / 1000, (wait_ms % 1000) * 1000};
-        if (evtimer_add(c->throttle_ev, &tv) == 0) {
-            c->throttled = true;
-            tm_counter_inc(c->w->c->lj_throttled);
-            tm_log_debug("lumberjack %s: operator '%s' over its rate: pausing %lld ms", c->peer,
-                         c->id.operator_id, (long long)wait_ms);
-        }
-    }
+    rate_throttle_charge(c->w->c->lj_rate, c->id.operator_id, (long)size, &c->throttle,
+                         c->w->c->lj_throttled, "lumberjack", c->peer);
     return 0;
 }
 
@@ -373,9 +362,9 @@ static void conn_close(struct lj_conn *c, const char *why)
         event_free(c->keepalive_ev);
         c->keepalive_ev = NULL;
     }
-    if (c->throttle_ev != NULL) {
-        event_free(c->throttle_ev);
-        c->throttle_ev = NULL;
+    if (c->throttle.timer != NULL) {
+        event_free(c->throttle.timer);
+        c->throttle.timer = NULL;
     }
     worker_conn_remove(c->w, &c->link);
     tm_gauge_add(c->w->lm_lumberjack.connections, -1);
@@ -416,8 +405,9 @@ int lumberjack_conn_create(struct worker *w, int fd, const struct sockaddr *peer
         goto fail;
     fd = -1; /* owned by the bufferevent */
     c->keepalive_ev = event_new(w->base, -1, EV_PERSIST, keepalive_cb, c);
-    c->throttle_ev = evtimer_new(w->base, throttle_cb, c);
-    if (c->keepalive_ev == NULL || c->throttle_ev == NULL || event_add(c->keepalive_ev, &ka) != 0)
+    c->throttle.timer = evtimer_new(w->base, throttle_cb, c);
+    if (c->keepalive_ev == NULL || c->throttle.timer == NULL ||
+        event_add(c->keepalive_ev, &ka) != 0)
         goto fail_bev;
     bufferevent_setcb(c->bev, conn_read_cb, NULL, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, col->lj_limits.max_frame + 64);
@@ -439,8 +429,8 @@ fail:
     if (c != NULL) {
         if (c->keepalive_ev != NULL)
             event_free(c->keepalive_ev);
-        if (c->throttle_ev != NULL)
-            event_free(c->throttle_ev);
+        if (c->throttle.timer != NULL)
+            event_free(c->throttle.timer);
         tm_lj_decoder_destroy(c->dec);
         free(c);
     }

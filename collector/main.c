@@ -202,8 +202,12 @@ static int setup(struct app *a, char *err)
     c->lj_throttled = tm_metrics_counter(c->metrics, "tm_collector_throttled_total",
                                          "Times a sender over its rate had its connection paused.",
                                          "listener", "lumberjack", NULL);
+    c->syslog_throttled = tm_metrics_counter(
+        c->metrics, "tm_collector_throttled_total",
+        "Times a sender over its rate had its connection paused.", "listener", "syslog", NULL);
     c->http_rate = rate_create(cfg->rate_per_sender, cfg->rate_burst);
     c->lj_rate = rate_create(cfg->lj_rate_per_sender, cfg->lj_rate_burst);
+    c->syslog_rate = rate_create(cfg->syslog_rate_per_sender, cfg->syslog_rate_burst);
     for (int i = 0; i < cfg->workers; i++) {
         c->workers[i] = worker_create(c, i, err);
         if (c->workers[i] == NULL)
@@ -293,6 +297,7 @@ static void teardown(struct app *a)
     collector_conn_counts_free(c);
     rate_free(c->http_rate);
     rate_free(c->lj_rate);
+    rate_free(c->syslog_rate);
     if (c->tls != NULL)
         SSL_CTX_free(c->tls);
     tm_metrics_destroy(c->metrics);

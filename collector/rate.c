@@ -1,19 +1,26 @@
 /*
- * rate.c - per-operator token buckets (rate.h).
+ * rate.c - per-operator token buckets (rate.h), and the two things every listener does
+ * around them: pause a connection in debt, and report drops without flooding the log.
  */
 #include "rate.h"
 
+#include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tm/tm_common.h"
 #include "tm/tm_event.h"
+#include "tm/tm_log.h"
+#include "tm/tm_metrics.h"
+#include "tm/tm_time.h"
 
 struct bucket {
     char op[TM_EVENT_NAME_MAX + 1];
     double tokens; /* below 0: debt */
     int64_t last_ms;
+    long dropped;           /* rate_note_drop: since the last report */
+    int64_t next_report_ms; /* rate_note_drop: 0 = the next drop is reported */
 };
 
 struct rate_limiter {
@@ -67,6 +74,7 @@ static struct bucket *bucket_of(struct rate_limiter *rl, const char *op, int64_t
                 if (rl->b[i].last_ms < b->last_ms)
                     b = &rl->b[i];
         }
+        memset(b, 0, sizeof(*b));
         tm_strlcpy(b->op, op, sizeof(b->op));
         b->tokens = rl->cap;
         b->last_ms = now_ms;
@@ -122,4 +130,47 @@ int64_t rate_charge(struct rate_limiter *rl, const char *op, long n, int64_t now
     }
     pthread_mutex_unlock(&rl->lock);
     return wait;
+}
+
+bool rate_throttle_charge(struct rate_limiter *rl, const char *op, long n, struct rate_throttle *t,
+                          struct tm_counter *throttled, const char *listener, const char *peer)
+{
+    int64_t wait_ms;
+    struct timeval tv;
+
+    if (rl == NULL || n <= 0)
+        return t->on;
+    wait_ms = rate_charge(rl, op, n, tm_time_mono_ms());
+    if (wait_ms <= 0 || t->on)
+        return t->on;
+    tv.tv_sec = (time_t)(wait_ms / 1000);
+    tv.tv_usec = (suseconds_t)((wait_ms % 1000) * 1000);
+    if (evtimer_add(t->timer, &tv) != 0)
+        return t->on; /* cannot pause: the connection goes on unthrottled */
+    t->on = true;
+    tm_counter_inc(throttled);
+    tm_log_debug("%s %s: operator '%s' over its rate: pausing %lld ms", listener, peer, op,
+                 (long long)wait_ms);
+    return true;
+}
+
+long rate_note_drop(struct rate_limiter *rl, const char *op, int64_t now_ms, int64_t every_ms)
+{
+    struct bucket *b;
+    long report = 0;
+
+    if (rl == NULL)
+        return 0;
+    pthread_mutex_lock(&rl->lock);
+    b = bucket_of(rl, op, now_ms);
+    if (b != NULL) {
+        b->dropped++;
+        if (now_ms >= b->next_report_ms) {
+            report = b->dropped;
+            b->dropped = 0;
+            b->next_report_ms = now_ms + every_ms;
+        }
+    }
+    pthread_mutex_unlock(&rl->lock);
+    return report;
 }

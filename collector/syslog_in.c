@@ -12,13 +12,19 @@
  * has no acknowledgements, so tickets only have to come back before the connection is
  * freed: it lives until its socket is closed and in_flight is zero. A message ingest
  * cannot queue closes the connection, so the sender sees the loss.
+ * Rate ([syslog] rate_per_sender): messages are charged to the operator's bucket (rate.h,
+ * shared by all its connections and workers) every CHARGE_BATCH messages and at the end
+ * of each read; while it is in debt the connection is not read, so the sender slows
+ * down through TCP flow control and nothing is lost.
  *
  * UDP: one receiver per worker (a static table indexed by the worker's index, since the
  * worker struct has no slot for it), reading up to UDP_BATCH datagrams per wake-up into a
  * buffer of max_line bytes. Longer datagrams are cut and counted. UDP cannot push back, so
  * while the worker is paused by Kafka backpressure datagrams are read and counted as
- * dropped rather than left to overflow the kernel's buffer unseen. Each datagram's ticket
- * is a small allocation freed by its own done_cb, so the receiver can stop at any time.
+ * dropped rather than left to overflow the kernel's buffer unseen. A datagram over its
+ * operator's rate cannot be slowed down either: it is dropped, counted, and reported in
+ * the log at most once a minute per operator. Each datagram's ticket is a small
+ * allocation freed by its own done_cb, so the receiver can stop at any time.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -30,9 +36,11 @@
 #include <unistd.h>
 
 #include "collector.h"
+#include "rate.h"
 #include "syslog_in.h"
 #include "tls.h"
 #include "tm/tm_log.h"
+#include "tm/tm_time.h"
 
 /* Room above max_line in the input buffer: the octet count ("16777216") and its space. */
 #define FRAME_HEADER_MAX 16
@@ -42,6 +50,10 @@
 #define SLOT_CACHE_MAX 256
 /* Datagrams read per wake-up before other events get their turn. */
 #define UDP_BATCH 256
+/* Messages charged to the rate limiter at once (one lock and bucket lookup). */
+#define CHARGE_BATCH 64
+/* At most one log line per operator this often about its datagrams over the rate. */
+#define UDP_RATE_REPORT_MS 60000
 
 struct syslog_conn;
 
@@ -59,6 +71,7 @@ struct syslog_conn {
     bool paused_by_worker;
     bool tls;
     bool identified;
+    struct rate_throttle throttle; /* over its rate: reading waits for its timer */
     char peer[TM_ADDR_LEN];
     struct sockaddr_storage peer_sa;
     long in_flight;
@@ -73,7 +86,8 @@ struct syslog_udp {
     size_t cap;
     struct tm_counter *truncated;
     struct tm_counter *unknown_sender;
-    struct tm_counter *dropped;
+    struct tm_counter *dropped;      /* reason="backpressure" */
+    struct tm_counter *dropped_rate; /* reason="rate" */
 };
 
 /* Written on the main thread before the workers start, read by each worker on its own. */
@@ -207,7 +221,7 @@ static void slot_done_cb(struct kafka_ticket *t, int err)
 
 static bool can_read(const struct syslog_conn *c)
 {
-    return c->bev != NULL && c->identified && !c->paused_by_worker;
+    return c->bev != NULL && c->identified && !c->paused_by_worker && !c->throttle.on;
 }
 
 static void update_reading(struct syslog_conn *c)
@@ -218,6 +232,36 @@ static void update_reading(struct syslog_conn *c)
         bufferevent_enable(c->bev, EV_READ);
     else
         bufferevent_disable(c->bev, EV_READ);
+}
+
+/*
+ * Reading may go on again: messages may wait in the input buffer while it was paused, so
+ * they are taken from the loop, not from here (no recursion).
+ */
+static void resume_reading(struct syslog_conn *c)
+{
+    update_reading(c);
+    if (can_read(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void throttle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct syslog_conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    c->throttle.on = false;
+    if (c->bev != NULL)
+        resume_reading(c);
+}
+
+/* Charges *n messages to the operator's rate (pausing c when it is in debt); *n = 0. */
+static void charge(struct syslog_conn *c, long *n)
+{
+    rate_throttle_charge(c->w->c->syslog_rate, c->id.operator_id, *n, &c->throttle,
+                         c->w->c->syslog_throttled, "syslog", c->peer);
+    *n = 0;
 }
 
 /* Ingests one message. Returns 0, or -1 when it could not be queued (c is closed). */
@@ -261,6 +305,7 @@ static int process_input(struct syslog_conn *c, bool eof)
     struct evbuffer *in = bufferevent_get_input(c->bev);
     size_t max_line = (size_t)c->w->c->cfg.max_line;
     char err[TM_ERR_LEN];
+    long uncharged = 0;
 
     while (c->bev != NULL && (eof || can_read(c))) {
         size_t avail = evbuffer_get_length(in);
@@ -286,7 +331,11 @@ static int process_input(struct syslog_conn *c, bool eof)
         if (len > 0 && ingest_one(c, p + off, len) != 0)
             return -1;
         evbuffer_drain(in, used);
+        if (len > 0 && ++uncharged == CHARGE_BATCH)
+            charge(c, &uncharged); /* in debt: the loop stops here */
     }
+    if (c->bev != NULL)
+        charge(c, &uncharged);
     return 0;
 }
 
@@ -341,10 +390,7 @@ static void pause_cb(struct conn_list *l, bool paused)
     struct syslog_conn *c = (struct syslog_conn *)l;
 
     c->paused_by_worker = paused;
-    update_reading(c);
-    /* Messages may wait in the input buffer: take them from the loop, not from here. */
-    if (can_read(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
-        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    resume_reading(c);
 }
 
 static void close_cb(struct conn_list *l)
@@ -362,6 +408,10 @@ static void conn_close(struct syslog_conn *c, const char *why)
         tm_log_debug("syslog %s: closed", c->peer);
     bufferevent_free(c->bev);
     c->bev = NULL;
+    if (c->throttle.timer != NULL) {
+        event_free(c->throttle.timer);
+        c->throttle.timer = NULL;
+    }
     worker_conn_remove(c->w, &c->link);
     tm_gauge_add(c->w->lm_syslog.connections, -1);
     collector_conn_release(c->w->c, (struct sockaddr *)&c->peer_sa);
@@ -385,6 +435,9 @@ int syslog_tcp_conn_create(struct worker *w, int fd, const struct sockaddr *peer
     c->link.close_cb = close_cb;
     memcpy(&c->peer_sa, peer, peerlen);
     tm_net_format_addr(peer, c->peer, sizeof(c->peer));
+    c->throttle.timer = evtimer_new(w->base, throttle_cb, c);
+    if (c->throttle.timer == NULL)
+        goto fail;
     c->tls = col->cfg.syslog_tls;
     if (c->tls) {
         SSL *ssl = SSL_new(col->tls);
@@ -413,6 +466,8 @@ fail:
     tm_log_error("syslog: cannot set up a connection: out of memory or bad address");
     if (fd >= 0)
         close(fd);
+    if (c != NULL && c->throttle.timer != NULL)
+        event_free(c->throttle.timer);
     free(c);
     collector_conn_release(col, peer);
     return -1;
@@ -446,6 +501,24 @@ static void udp_datagram(struct syslog_udp *u, const struct sockaddr *from, size
             tm_log_debug("syslog udp %s: unknown sender: dropped", peer);
         }
         return;
+    }
+    if (w->c->syslog_rate != NULL) {
+        int64_t now_ms = tm_time_mono_ms(), wait_ms;
+        long report;
+
+        if (!rate_try(w->c->syslog_rate, id.operator_id, 1, now_ms, &wait_ms)) {
+            tm_counter_inc(u->dropped_rate);
+            report = rate_note_drop(w->c->syslog_rate, id.operator_id, now_ms, UDP_RATE_REPORT_MS);
+            if (report > 0) {
+                tm_net_format_addr(from, peer, sizeof(peer));
+                tm_log_warn(
+                    "syslog udp %s: operator '%s' is over its rate of %lld messages/s: "
+                    "%ld datagram%s dropped since this was last logged (once a minute at most)",
+                    peer, id.operator_id, (long long)w->c->cfg.syslog_rate_per_sender, report,
+                    report == 1 ? "" : "s");
+            }
+            return;
+        }
     }
     strip_trailer(u->buf, &len);
     if (len == 0)
@@ -502,6 +575,9 @@ static void udp_read_cb(evutil_socket_t fd, short what, void *arg)
 
 int syslog_udp_start(struct worker *w, int fd, char *err)
 {
+    static const char dropped_help[] =
+        "Syslog UDP datagrams dropped, by reason: backpressure (Kafka could not take them), "
+        "rate (over the operator's [syslog] rate_per_sender).";
     struct tm_metrics *m = w->c->metrics;
     struct syslog_udp *u = NULL;
 
@@ -523,9 +599,10 @@ int syslog_udp_start(struct worker *w, int fd, char *err)
     u->unknown_sender = tm_metrics_counter(
         m, "tm_collector_syslog_udp_unknown_sender_total",
         "Syslog UDP datagrams dropped because no operator matches the source address.", NULL);
-    u->dropped = tm_metrics_counter(
-        m, "tm_collector_syslog_udp_dropped_total",
-        "Syslog UDP datagrams dropped because Kafka could not take them (backpressure).", NULL);
+    u->dropped = tm_metrics_counter(m, "tm_collector_syslog_udp_dropped_total", dropped_help,
+                                    "reason", "backpressure", NULL);
+    u->dropped_rate = tm_metrics_counter(m, "tm_collector_syslog_udp_dropped_total", dropped_help,
+                                         "reason", "rate", NULL);
     u->ev = event_new(w->base, fd, EV_READ | EV_PERSIST, udp_read_cb, u);
     if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
         tm_err(err, "syslog udp: cannot watch the socket");

@@ -1,8 +1,9 @@
 /*
  * test_collector_syslog_http.c - tm-collector's syslog and HTTP listeners with real
  * clients: util-linux `logger` (RFC 5424 and RFC 3164, TCP with octet counting and UDP),
- * raw CEF lines, and `curl` posting gzip'd NDJSON with bearer tokens. What landed in
- * Kafka is read back with kcat.
+ * raw CEF lines, and `curl` posting gzip'd NDJSON with bearer tokens; and syslog senders
+ * over their operator's rate, over TCP (slowed down, nothing lost) and UDP (dropped and
+ * counted). What landed in Kafka is read back with kcat.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <arpa/inet.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -564,6 +567,229 @@ static void test_collector_syslog_tls_client_cert(void **state)
     assert_int_equal(tm_collector_stop(&tc), 0);
 }
 
+/* ---- syslog senders over their rate ------------------------------------------------ */
+
+#define RATE 500
+#define BURST 500
+
+/* Starts a collector whose map gives 127.0.0.2 to op-burst and 127.0.0.3 to op-calm,
+ * each limited to RATE syslog messages per second with a burst of BURST. */
+static void start_rate_collector(struct tm_collector_proc *rc)
+{
+    char map[300], cmd[1024], conf[1024];
+
+    snprintf(map, sizeof(map), "%s/rate-identities.ini", tmpdir);
+    snprintf(cmd, sizeof(cmd),
+             "printf '[operator.op-burst]\\nsector = energy\\nnetworks = 127.0.0.2/32\\n"
+             "[operator.op-calm]\\nsector = drinking-water\\nnetworks = 127.0.0.3/32\\n' > '%s'",
+             map);
+    assert_int_equal(tm_sh(cmd, 10000), 0);
+    snprintf(conf, sizeof(conf),
+             "[syslog]\nrate_per_sender = %d\nrate_burst = %d\n[identity]\nmap = %s\n"
+             "[kafka]\nlinger = 2ms\n",
+             RATE, BURST, map);
+    assert_int_equal(tm_collector_start(rc, kafka.bootstrap, conf), 0);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Events in tm.events.v1 whose payload contains needle, and how many of them op sent. */
+static long count_events(const char *needle, const char *op)
+{
+    struct tm_kmsgs msgs;
+    long n = 0;
+
+    assert_int_equal(tm_kcat_consume(kafka.bootstrap, "tm.events.v1", &msgs), 0);
+    for (size_t i = 0; i < msgs.n; i++)
+        if (strstr(msgs.v[i].payload, needle) != NULL) {
+            const char *h = tm_kmsg_header(&msgs.v[i], "operator");
+            assert_non_null(h);
+            assert_string_equal(h, op);
+            n++;
+        }
+    tm_kmsgs_free(&msgs);
+    return n;
+}
+
+/* An sshd line (RFC 3164, LF-terminated) tagged TAG-I, so each one is a distinct event. */
+static int sshd_line(char *buf, size_t len, const char *tag, int i)
+{
+    return snprintf(buf, len,
+                    "<38>Nov 23 07:22:05 gw1 sshd[1]: Failed password for root from 203.0.113.%d "
+                    "port 4242 ssh2 %s-%d\n",
+                    1 + i % 250, tag, i);
+}
+
+struct tcp_sender {
+    int fd;
+    const char *tag;
+    int n;
+    int sent;
+};
+
+/* Writes n lines on a blocking socket: it blocks whenever the collector stops reading. */
+static void *tcp_sender_run(void *arg)
+{
+    struct tcp_sender *s = arg;
+    char line[256];
+
+    for (s->sent = 0; s->sent < s->n; s->sent++) {
+        int len = sshd_line(line, sizeof(line), s->tag, s->sent);
+        if (send(s->fd, line, (size_t)len, MSG_NOSIGNAL) != len)
+            break;
+    }
+    return NULL;
+}
+
+/*
+ * A TCP sender of op-burst sends 2,500 messages as fast as it can, at a rate of 500/s
+ * with a burst of 500: all of them land (the collector stops reading, the sender waits,
+ * nothing is lost), and not before (2,500 - 500 - 64 charged at once) / 500 = 3.9 s,
+ * asserted as at least 3 s. A sender of op-calm on its own connection meanwhile is not
+ * slowed down: its messages all land while op-burst's are still coming in.
+ */
+static void test_collector_syslog_tcp_sender_over_its_rate(void **state)
+{
+    enum { N = 2500, CALM = 50 };
+    struct tm_collector_proc rc;
+    struct tcp_sender fast = {-1, NULL, N, 0}, calm = {-1, NULL, CALM, 0};
+    char tag_fast[64], tag_calm[64];
+    pthread_t th;
+    double t0, t_calm = 0, t_all = 0;
+    long landed_fast_at_calm = -1, landed = 0;
+    (void)state;
+
+    start_rate_collector(&rc);
+    snprintf(tag_fast, sizeof(tag_fast), "%s-rtf", marker);
+    snprintf(tag_calm, sizeof(tag_calm), "%s-rtc", marker);
+    fast.tag = tag_fast;
+    calm.tag = tag_calm;
+    fast.fd = tm_harness_tcp_connect(rc.syslog_tcp, "127.0.0.2");
+    calm.fd = tm_harness_tcp_connect(rc.syslog_tcp, "127.0.0.3");
+    assert_true(fast.fd >= 0 && calm.fd >= 0);
+    t0 = now_s();
+    assert_int_equal(pthread_create(&th, NULL, tcp_sender_run, &fast), 0);
+    usleep(500000); /* op-burst has spent its burst and is in debt */
+    tcp_sender_run(&calm);
+    assert_int_equal(calm.sent, CALM);
+    for (int tries = 0; tries < 300 && landed < N; tries++) {
+        if (t_calm == 0 && count_events(tag_calm, "op-calm") == CALM) {
+            t_calm = now_s() - t0;
+            landed_fast_at_calm = count_events(tag_fast, "op-burst");
+        }
+        landed = count_events(tag_fast, "op-burst");
+        if (landed < N)
+            usleep(200000);
+    }
+    t_all = now_s() - t0;
+    pthread_join(th, NULL);
+    print_message("syslog tcp rate: %d messages at %d/s (burst %d) landed after %.1f s; "
+                  "op-calm's %d after %.1f s, when %ld of op-burst's had\n",
+                  N, RATE, BURST, t_all, CALM, t_calm, landed_fast_at_calm);
+    assert_int_equal(fast.sent, N);
+    assert_int_equal(landed, N); /* slowed down, nothing lost */
+    assert_true(t_all >= 3.0);
+    assert_true(t_calm > 0);
+    assert_true(landed_fast_at_calm < N); /* op-calm was not held up behind op-burst */
+    assert_true(tm_admin_metric(rc.admin, "tm_collector_throttled_total") >= 1);
+    assert_true(admin_metric(&rc, "tm_collector_throttled_total{listener=\"syslog\"} ") >= 1);
+    close(fast.fd);
+    close(calm.fd);
+    assert_int_equal(tm_collector_stop(&rc), 0);
+}
+
+/* A UDP socket bound to src (port 0) and connected to addr (HOST:PORT), or -1. */
+static int udp_connect(const char *addr, const char *src)
+{
+    struct sockaddr_in from = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    const char *colon = strrchr(addr, ':');
+    char host[64];
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+    if (fd < 0 || colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    to.sin_port = htons((uint16_t)strtol(colon + 1, NULL, 10));
+    if (inet_pton(AF_INET, host, &to.sin_addr) != 1 ||
+        inet_pton(AF_INET, src, &from.sin_addr) != 1 ||
+        bind(fd, (struct sockaddr *)&from, sizeof(from)) != 0 ||
+        connect(fd, (struct sockaddr *)&to, sizeof(to)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Over UDP a sender over its rate cannot be slowed down: op-burst sends 2,000 datagrams
+ * in about a second (bursts of 100, paced so the kernel's socket buffer does not drop
+ * any); at most BURST + RATE x elapsed of them land (plus a margin), the rest are counted
+ * in tm_collector_syslog_udp_dropped_total{reason="rate"}, exactly. op-calm's datagrams,
+ * sent in between, all land.
+ */
+static void test_collector_syslog_udp_sender_over_its_rate(void **state)
+{
+    enum { SENT = 2000, CALM = 50, BATCH = 100 };
+    struct tm_collector_proc rc;
+    char tag_fast[64], tag_calm[64], line[256];
+    const char *dropped_rate = "tm_collector_syslog_udp_dropped_total{reason=\"rate\"} ";
+    int fast, calm, calm_sent = 0;
+    long landed = 0, landed_calm = 0;
+    double t0, elapsed, dropped = 0, bound;
+    (void)state;
+
+    start_rate_collector(&rc);
+    snprintf(tag_fast, sizeof(tag_fast), "%s-ruf", marker);
+    snprintf(tag_calm, sizeof(tag_calm), "%s-ruc", marker);
+    fast = udp_connect(rc.syslog_udp, "127.0.0.2");
+    calm = udp_connect(rc.syslog_udp, "127.0.0.3");
+    assert_true(fast >= 0 && calm >= 0);
+    t0 = now_s();
+    for (int i = 0; i < SENT; i++) {
+        int len = sshd_line(line, sizeof(line), tag_fast, i);
+        assert_int_equal(send(fast, line, (size_t)len, 0), len);
+        if ((i + 1) % BATCH == 0) {
+            for (int k = 0; k < CALM / (SENT / BATCH) + 1 && calm_sent < CALM; k++) {
+                len = sshd_line(line, sizeof(line), tag_calm, calm_sent++);
+                assert_int_equal(send(calm, line, (size_t)len, 0), len);
+            }
+            usleep(50000);
+        }
+    }
+    elapsed = now_s() - t0;
+    assert_int_equal(calm_sent, CALM);
+    /* Every datagram was either produced or dropped for its rate. */
+    for (int tries = 0; tries < 100; tries++) {
+        dropped = admin_metric(&rc, dropped_rate);
+        landed = count_events(tag_fast, "op-burst");
+        landed_calm = count_events(tag_calm, "op-calm");
+        if (landed + (long)dropped >= SENT && landed_calm == CALM)
+            break;
+        usleep(200000);
+    }
+    /* The bucket refills while the last datagrams still wait in the socket: a second more. */
+    bound = BURST + RATE * (elapsed + 1.0) + 50;
+    print_message("syslog udp rate: %d datagrams in %.2f s at %d/s (burst %d): %ld landed "
+                  "(at most %.0f), %.0f dropped; op-calm %ld of %d\n",
+                  SENT, elapsed, RATE, BURST, landed, bound, dropped, landed_calm, CALM);
+    assert_int_equal(landed_calm, CALM);
+    assert_true(landed >= BURST / 2);
+    assert_true((double)landed <= bound);
+    assert_true(dropped > 0);
+    assert_int_equal((long)dropped, SENT - landed);
+    assert_true(
+        admin_metric(&rc, "tm_collector_syslog_udp_dropped_total{reason=\"backpressure\"} ") == 0);
+    close(fast);
+    close(calm);
+    assert_int_equal(tm_collector_stop(&rc), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -571,6 +797,8 @@ int main(void)
         cmocka_unit_test(test_collector_syslog_rfc3164_tcp_and_udp),
         cmocka_unit_test(test_collector_syslog_cef),
         cmocka_unit_test(test_collector_syslog_tls_client_cert),
+        cmocka_unit_test(test_collector_syslog_tcp_sender_over_its_rate),
+        cmocka_unit_test(test_collector_syslog_udp_sender_over_its_rate),
         cmocka_unit_test(test_collector_http_gzip_ndjson),
         cmocka_unit_test(test_collector_http_auth_and_limits),
         cmocka_unit_test(test_collector_http_rate_limit),
