@@ -16,7 +16,9 @@
  * bucket so the two always agree in one scrape.
  *
  * Invariants: names and label names are checked once, when created; a name keeps its
- * first type (and bounds), help and position; series live until tm_metrics_destroy().
+ * first type (and bounds), help and position; series live until tm_metrics_destroy(),
+ * except gauges removed with tm_metrics_remove_gauge() (unlinked and freed under the
+ * mutex, so a render never sees half of one).
  */
 #include "tm/tm_metrics.h"
 
@@ -408,6 +410,32 @@ struct tm_histogram *tm_metrics_histogram(struct tm_metrics *m, const char *name
     s = get_or_create(m, FAMILY_HISTOGRAM, name, help, bounds, nbounds, ap);
     va_end(ap);
     return (struct tm_histogram *)s;
+}
+
+void tm_metrics_remove_gauge(struct tm_metrics *m, struct tm_gauge *g)
+{
+    if (m == NULL || g == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    for (struct family *f = m->first; f != NULL; f = f->next) {
+        struct series *prev = NULL;
+        if (f->type != FAMILY_GAUGE)
+            continue;
+        for (struct series *s = f->first; s != NULL; prev = s, s = s->next) {
+            if (s != &g->s)
+                continue;
+            if (prev == NULL)
+                f->first = s->next;
+            else
+                prev->next = s->next;
+            if (f->last == s)
+                f->last = prev;
+            series_free(s);
+            goto out;
+        }
+    }
+out:
+    pthread_mutex_unlock(&m->lock);
 }
 
 void tm_counter_add(struct tm_counter *c, uint64_t n)

@@ -5,8 +5,9 @@
  * Metrics are created (or found again) by name plus label pairs; creating the same name
  * and labels twice returns the same object, so code may look a metric up lazily (for
  * example a rejection counter per reason). Updates are lock-free atomics and safe from
- * any thread; creation and rendering take the registry's mutex. Metric objects are owned
- * by the registry and live until tm_metrics_destroy().
+ * any thread; creation, removal and rendering take the registry's mutex. Metric objects
+ * are owned by the registry and live until tm_metrics_destroy(), or, for a gauge, until
+ * tm_metrics_remove_gauge().
  *
  * Label arguments are NULL-terminated pairs: name, value, name, value, ..., NULL (at most
  * 16 pairs; the order does not matter for finding a series again). The update functions
@@ -52,6 +53,15 @@ struct tm_gauge *tm_metrics_gauge(struct tm_metrics *m, const char *name, const 
 struct tm_histogram *tm_metrics_histogram(struct tm_metrics *m, const char *name, const char *help,
                                           const double *bounds, size_t nbounds, ...)
     __attribute__((sentinel));
+
+/*
+ * Removes the gauge series g (from tm_metrics_gauge on m) and frees it: renders no longer
+ * show it, and g must not be used again by anyone. A series whose subject went away (a
+ * partition this process no longer owns) is removed rather than left at a stale value;
+ * looking the same name and labels up again creates a new series at 0. The family (its
+ * name, help, type and position) stays. NULL, or a gauge not in m, is ignored.
+ */
+void tm_metrics_remove_gauge(struct tm_metrics *m, struct tm_gauge *g);
 
 void tm_counter_add(struct tm_counter *c, uint64_t n);
 void tm_counter_inc(struct tm_counter *c);

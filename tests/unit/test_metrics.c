@@ -109,6 +109,47 @@ static void test_metrics_gauge_values(void **state)
                        "tm_value{k=\"h\"} 0\n");
 }
 
+/*
+ * A removed gauge is gone from the render, first, middle or last of its family; its
+ * family keeps its place; the same labels looked up again give a new series at 0.
+ */
+static void test_metrics_gauge_remove(void **state)
+{
+    struct tm_metrics *m = *state;
+    struct tm_gauge *a = tm_metrics_gauge(m, "tm_lag", "Lag.", "p", "0", NULL);
+    struct tm_gauge *b = tm_metrics_gauge(m, "tm_lag", "Lag.", "p", "1", NULL);
+    struct tm_gauge *c = tm_metrics_gauge(m, "tm_lag", "Lag.", "p", "2", NULL);
+    struct tm_gauge *other = tm_metrics_gauge(m, "tm_other", "Other.", NULL);
+
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(other);
+    tm_gauge_set(a, 1);
+    tm_gauge_set(b, 2);
+    tm_gauge_set(c, 3);
+    tm_metrics_remove_gauge(m, b);
+    assert_rendered(m, "# HELP tm_lag Lag.\n# TYPE tm_lag gauge\n"
+                       "tm_lag{p=\"0\"} 1\ntm_lag{p=\"2\"} 3\n"
+                       "# HELP tm_other Other.\n# TYPE tm_other gauge\ntm_other 0\n");
+    tm_metrics_remove_gauge(m, c); /* the last one: a new series is appended after a */
+    b = tm_metrics_gauge(m, "tm_lag", "Lag.", "p", "1", NULL);
+    assert_non_null(b);
+    assert_true(tm_gauge_value(b) == 0);
+    tm_metrics_remove_gauge(m, a); /* the first one */
+    assert_rendered(m, "# HELP tm_lag Lag.\n# TYPE tm_lag gauge\ntm_lag{p=\"1\"} 0\n"
+                       "# HELP tm_other Other.\n# TYPE tm_other gauge\ntm_other 0\n");
+    tm_metrics_remove_gauge(m, b);
+    assert_rendered(m, "# HELP tm_lag Lag.\n# TYPE tm_lag gauge\n"
+                       "# HELP tm_other Other.\n# TYPE tm_other gauge\ntm_other 0\n");
+    a = tm_metrics_gauge(m, "tm_lag", "Lag.", "p", "0", NULL);
+    tm_gauge_set(a, 5);
+    assert_rendered(m, "# HELP tm_lag Lag.\n# TYPE tm_lag gauge\ntm_lag{p=\"0\"} 5\n"
+                       "# HELP tm_other Other.\n# TYPE tm_other gauge\ntm_other 0\n");
+    tm_metrics_remove_gauge(m, NULL);
+    tm_metrics_remove_gauge(NULL, a);
+}
+
 static void test_metrics_histogram_buckets(void **state)
 {
     struct tm_metrics *m = *state;
@@ -349,6 +390,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics_empty_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_counter_with_labels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_gauge_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_gauge_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_histogram_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(test_metrics_get_or_create_identity, setup, teardown),
