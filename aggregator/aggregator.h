@@ -265,6 +265,10 @@ struct agg_part {
     int64_t pending_next;   /* next offset after what is pending; -1 = take any */
     int64_t pending_max_ts; /* greatest event time including what is pending */
     bool dirty;             /* pending_next moved since the last flush */
+
+    /* consumer lag (consumer.c) */
+    struct tm_gauge *lag;       /* tm_aggregator_consumer_lag_messages; NULL until known */
+    int64_t asked_lo, asked_hi; /* watermarks asked of the broker while paused; -1 = none */
 };
 
 /* ---- redis writer (redis_writer.c) ------------------------------------------------- */
@@ -335,6 +339,7 @@ enum agg_flush_result agg_redis_flush_wait(struct agg_redis *r, char *err);
 struct agg_consumer;
 
 struct agg_metrics {
+    struct tm_metrics *registry; /* for the lag series of the partitions owned */
     struct tm_counter *consumed, *applied, *duplicates, *late, *invalid, *heartbeats;
     struct tm_counter *flushes, *flush_errors, *conflicts, *redis_commands;
     struct tm_gauge *partitions, *pending, *redis_up;

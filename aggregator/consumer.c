@@ -14,6 +14,14 @@
  * outcome read only before the connection is needed again (the next flush, a rebalance,
  * exit, a quiet poll), so Redis runs it while the next messages are taken in.
  *
+ * Lag: once a second every owned partition's tm_aggregator_consumer_lag_messages is set
+ * to its high watermark minus the next offset this member applies (the stored one: what
+ * is pending in memory is not applied yet). The high watermark is librdkafka's cached
+ * one, which every fetch response refreshes, so this costs no request; but a paused
+ * partition (Redis down) fetches nothing, so for those the broker is asked every 5 s
+ * (at most 1 s of asking per round), else the lag would stand still exactly when it
+ * grows. A revoked partition's series is removed: its new owner reports it.
+ *
  * Invariants: a partition's stored_* mirror Redis as this member last read or wrote them;
  * pending data is either flushed whole or dropped whole, and whenever pending data is
  * dropped every partition it came from is re-read from Redis and seeked back (resync), so
@@ -34,7 +42,12 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SEEK_TIMEOUT_MS 5000
-#define JOIN_GRACE_MS 5000 /* past the session timeout, for a join in progress to finish */
+#define JOIN_GRACE_MS 5000       /* past the session timeout, for a join in progress to finish */
+#define LAG_INTERVAL_MS 1000     /* lag gauges refreshed this often */
+#define LAG_ASK_INTERVAL_MS 5000 /* watermarks of paused partitions asked this often */
+#define LAG_ASK_BUDGET_MS 1000   /* time spent asking, at most, per round */
+#define LAG_ASK_TIMEOUT_MS 500   /* one partition's ask */
+#define LAG_METRIC "tm_aggregator_consumer_lag_messages"
 
 /* What a flush in flight moves, applied to the partitions once its EXEC succeeded. */
 struct flight {
@@ -73,6 +86,8 @@ struct agg_consumer {
 
     bool redis_down;
     int64_t retry_at_ms, backoff_ms;
+
+    int64_t lag_at_ms, lag_ask_at_ms; /* next lag refresh; next ask for paused partitions */
 };
 
 static int topic_kind(const struct agg_consumer *c, const char *name)
@@ -487,6 +502,7 @@ static void assign(struct agg_consumer *c, rd_kafka_topic_partition_list_t *list
         p->partition = pn;
         p->stored_next = p->pending_next = -1;
         p->stored_max_ts = p->pending_max_ts = AGG_TS_NONE;
+        p->asked_lo = p->asked_hi = -1;
         c->parts[t][pn] = p;
         c->nparts++;
         added[n++] = p;
@@ -530,6 +546,7 @@ static void revoke(struct agg_consumer *c, rd_kafka_topic_partition_list_t *list
         if (t < 0 || pn < 0 || pn >= AGG_MAX_PARTITIONS || c->parts[t][pn] == NULL)
             continue;
         tm_log_info("partition %s/%d revoked", list->elems[i].topic, (int)pn);
+        tm_metrics_remove_gauge(c->m->registry, c->parts[t][pn]->lag);
         free(c->parts[t][pn]);
         c->parts[t][pn] = NULL;
         c->nparts--;
@@ -697,6 +714,71 @@ static void retry_redis(struct agg_consumer *c)
     resync_all(c);
 }
 
+/*
+ * Sets p's lag gauge: high watermark minus the next offset to apply, which is the stored
+ * one or, with nothing stored, the oldest offset (where consumption starts). Nothing is
+ * published until both are known. With ask, a paused partition's watermarks are asked of
+ * the broker (blocking, at most timeout_ms), since the cache only moves with fetches.
+ */
+static void update_lag(struct agg_consumer *c, struct agg_part *p, bool ask, int timeout_ms)
+{
+    const char *topic = c->topics[p->topic];
+    int64_t lo = RD_KAFKA_OFFSET_INVALID, hi = RD_KAFKA_OFFSET_INVALID, next;
+
+    if (rd_kafka_get_watermark_offsets(c->rk, topic, p->partition, &lo, &hi) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        lo = hi = RD_KAFKA_OFFSET_INVALID;
+    if (ask && p->resync) {
+        int64_t alo = -1, ahi = -1;
+        rd_kafka_resp_err_t err =
+            rd_kafka_query_watermark_offsets(c->rk, topic, p->partition, &alo, &ahi, timeout_ms);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            p->asked_lo = alo;
+            p->asked_hi = ahi;
+        } else
+            tm_log_debug("kafka: watermarks of %s/%d: %s", topic, (int)p->partition,
+                         rd_kafka_err2str(err));
+    }
+    if (p->asked_hi > hi) /* offsets only grow: the later of the two */
+        hi = p->asked_hi;
+    if (p->asked_lo > lo)
+        lo = p->asked_lo;
+    next = p->stored_next >= 0 ? p->stored_next : lo;
+    if (hi < 0 || next < 0)
+        return;
+    if (p->lag == NULL) {
+        char num[16];
+        snprintf(num, sizeof(num), "%d", (int)p->partition);
+        p->lag = tm_metrics_gauge(c->m->registry, LAG_METRIC,
+                                  "Messages of an owned partition not yet applied to Redis "
+                                  "(high watermark minus the next offset to apply).",
+                                  "topic", topic, "partition", num, NULL);
+    }
+    tm_gauge_set(p->lag, hi > next ? (double)(hi - next) : 0);
+}
+
+/* Refreshes the lag of every owned partition, once a second. */
+static void update_lags(struct agg_consumer *c, int64_t now)
+{
+    bool ask = now >= c->lag_ask_at_ms;
+    int64_t deadline = now + LAG_ASK_BUDGET_MS;
+
+    if (now < c->lag_at_ms)
+        return;
+    c->lag_at_ms = now + LAG_INTERVAL_MS;
+    if (ask)
+        c->lag_ask_at_ms = now + LAG_ASK_INTERVAL_MS;
+    for (int t = 0; t < AGG_TOPIC_COUNT; t++)
+        for (int p = 0; p < AGG_MAX_PARTITIONS; p++) {
+            int64_t left;
+            if (c->parts[t][p] == NULL)
+                continue;
+            left = deadline - tm_time_mono_ms();
+            update_lag(c, c->parts[t][p], ask && left > 0,
+                       (int)(left < LAG_ASK_TIMEOUT_MS ? left : LAG_ASK_TIMEOUT_MS));
+        }
+}
+
 int agg_consumer_run_once(struct agg_consumer *c, int timeout_ms)
 {
     rd_kafka_message_t *msg;
@@ -720,6 +802,7 @@ int agg_consumer_run_once(struct agg_consumer *c, int timeout_ms)
         flush(c);
     else if (c->pending_msgs == 0)
         complete(c); /* idle: no reason to leave the outcome unread */
+    update_lags(c, tm_time_mono_ms());
     return 0;
 }
 

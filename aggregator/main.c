@@ -105,6 +105,7 @@ static int make_metrics(struct app *a)
     struct tm_metrics *r = a->metrics;
     struct agg_metrics *m = &a->m;
 
+    m->registry = r; /* the per-partition lag series come and go with the assignment */
     m->consumed =
         tm_metrics_counter(r, "tm_aggregator_messages_total",
                            "Kafka messages taken in (replays after a crash included).", NULL);

@@ -11,7 +11,10 @@
 #   tm_aggregator_partition_lag_messages{topic,partition}  Kafka's end offset minus the
 #       next offset the group stored in Redis. The aggregator never commits offsets to
 #       Kafka (they live in Redis with the results), so kafka-consumer-groups.sh shows no
-#       lag for it: this is the lag. Only with KAFKA_BOOTSTRAP set (needs kcat).
+#       lag for it: this is the lag as seen from Redis. Each aggregator also exports its
+#       own, tm_aggregator_consumer_lag_messages, for the partitions it owns (prefer
+#       it); this one still exists when no aggregator runs. Only with KAFKA_BOOTSTRAP
+#       set (needs kcat).
 #   tm_monitor_success                       1 when every query above answered
 #
 # Environment: REDIS (HOST:PORT, default 127.0.0.1:6379), REDIS_USER (default dashboard:

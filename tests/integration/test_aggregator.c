@@ -12,7 +12,10 @@
  *     gives exactly the same values as the truth (exactly-once);
  *   - two members of one group, one SIGKILLed mid-stream: the other takes over, values exact;
  *   - heartbeats land in the agent hash and the last-seen sorted set; seq gaps are counted;
- *   - SIGTERM while the group is still assigning partitions exits cleanly.
+ *   - SIGTERM while the group is still assigning partitions exits cleanly;
+ *   - tm_aggregator_consumer_lag_messages: 0 when caught up, exactly the messages not yet
+ *     applied while Redis is down, 0 again after the catch-up; one series per partition
+ *     owned, removed from a member that gave the partition up.
  *
  * Volume: the mock cluster keeps only the last ~5 MB of batches per partition and drops
  * older ones silently. Every test stays far below that, except the SIGKILL one (212,000
@@ -432,6 +435,43 @@ static void wait_healthz(struct fixture *f, int want, int timeout_s)
     assert_int_equal(healthz(f), want);
 }
 
+#define LAG "tm_aggregator_consumer_lag_messages"
+
+/* The lag an aggregator reports, summed over its partitions; -1 when it has no series. */
+static long long lag(const char *admin)
+{
+    return (long long)tm_admin_metric(admin, LAG);
+}
+
+/* How many lag series (partitions owned, lag known) an aggregator reports; -1 on error. */
+static int lag_series(const char *admin)
+{
+    char *body = NULL, *save = NULL;
+    int status = 0, n = 0;
+
+    if (tm_harness_http(admin, "GET", "/metrics", &status, &body, 5000) != 0 || status != 200) {
+        free(body);
+        return -1;
+    }
+    for (char *l = strtok_r(body, "\n", &save); l != NULL; l = strtok_r(NULL, "\n", &save))
+        n += strncmp(l, LAG "{", strlen(LAG) + 1) == 0;
+    free(body);
+    return n;
+}
+
+/* Waits up to timeout_s for the last aggregator's total lag to be want. */
+static void wait_lag(struct fixture *f, long long want, int timeout_s)
+{
+    long long v = lag(f->admin);
+
+    for (int i = 0; i < timeout_s * 10 && v != want; i++) {
+        usleep(100000);
+        v = lag(f->admin);
+    }
+    if (v != want)
+        fail_msg("consumer lag %lld after %d s, %lld expected", v, timeout_s, want);
+}
+
 static long long hget_int(struct fixture *f, const char *key, const char *field)
 {
     redisReply *r = redisCommand(f->c, "HGET %s %s", key, field);
@@ -731,7 +771,9 @@ static void test_aggregator_sigkill_exactly_once(void **state)
  * Redis stopped under the aggregator for a while, then started again: flushes fail,
  * consumption pauses (/healthz answers 503, no offset moves), and once Redis answers again
  * (empty: the test server has no persistence) the aggregator re-reads the stored offsets
- * (none), consumes from the beginning and the values are exact again.
+ * (none), consumes from the beginning and the values are exact again. The lag it reports
+ * follows: 0 when caught up, then exactly the messages produced while Redis was down (the
+ * paused partitions fetch nothing: their watermarks are asked of the broker), 0 again.
  */
 static void test_aggregator_redis_restart(void **state)
 {
@@ -748,6 +790,8 @@ static void test_aggregator_redis_restart(void **state)
         usleep(100000);
     assert_int_equal(stored_total(f), (long long)half);
     assert_int_equal(healthz(f), 200);
+    wait_lag(f, 0, 10);
+    assert_int_equal(lag_series(f->admin), 2 * PARTITIONS); /* events and heartbeats */
     redisFree(f->c);
     f->c = NULL;
     assert_int_equal(tm_harness_stop(f->redis.pid, 10000), 0); /* down until the restart */
@@ -756,6 +800,7 @@ static void test_aggregator_redis_restart(void **state)
     wait_healthz(f, 503, 30); /* its next flush failed: paused */
     sleep(2);                 /* retrying with backoff meanwhile */
     assert_int_equal(healthz(f), 503);
+    wait_lag(f, (long long)(f->nmsgs - half), 30);
     assert_int_equal(tm_harness_redis_restart(&f->redis), 0);
     f->c = redisConnectWithTimeout("127.0.0.1", f->redis.port, tv);
     assert_non_null(f->c);
@@ -763,6 +808,7 @@ static void test_aggregator_redis_restart(void **state)
     redisSetTimeout(f->c, tv);
     wait_caught_up(f, 120);
     wait_healthz(f, 200, 30);
+    wait_lag(f, 0, 10);
     check_truth(f);
     assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
     f->agg = -1;
@@ -771,26 +817,42 @@ static void test_aggregator_redis_restart(void **state)
 /*
  * Two members of one group share the partitions; one is killed mid-stream. The other
  * takes its partitions over (after the session timeout) from the offsets in Redis, and
- * the values are still exact.
+ * the values are still exact. Each member reports the lag of the partitions it owns: the
+ * first, which had them all until the second joined, no longer reports those it gave up.
  */
 static void test_aggregator_two_members_one_killed(void **state)
 {
     struct fixture *f = *state;
     pid_t first;
+    char first_admin[sizeof(f->admin)];
     long long before;
+    int a = 0, b = 0;
 
     make_input(f, 8000);
     compute_truth(f);
     start_aggregator(f);
     first = f->agg;
+    snprintf(first_admin, sizeof(first_admin), "%s", f->admin);
     start_aggregator(f);
     produce(f, 0, f->nmsgs / 2);
     before = stored_total(f);
     for (int i = 0; i < 300 && stored_total(f) == before; i++)
         usleep(100000);
+    for (int i = 0; i < 300; i++, usleep(100000)) {
+        a = lag_series(first_admin);
+        b = lag_series(f->admin);
+        if (a > 0 && b > 0 && a + b == 2 * PARTITIONS)
+            break;
+    }
+    if (a <= 0 || b <= 0 || a + b != 2 * PARTITIONS)
+        fail_msg("lag series: %d and %d, %d partitions in all expected", a, b, 2 * PARTITIONS);
     assert_int_equal(tm_harness_kill9(first), 0);
     produce(f, f->nmsgs / 2, f->nmsgs);
     wait_caught_up(f, 120);
+    wait_lag(f, 0, 10);
+    for (int i = 0; i < 300 && lag_series(f->admin) != 2 * PARTITIONS; i++)
+        usleep(100000);
+    assert_int_equal(lag_series(f->admin), 2 * PARTITIONS); /* it took the others over */
     check_truth(f);
     assert_int_equal(tm_harness_stop(f->agg, 15000), 0);
     f->agg = -1;
