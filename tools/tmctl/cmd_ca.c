@@ -81,6 +81,32 @@ static int write_new(const char *path, const char *pem, size_t len, mode_t mode)
     return 0;
 }
 
+/*
+ * Writes key (0600) and cert (0644) as PEM to new files kpath and cpath; the key file goes
+ * again if the certificate cannot be written. Returns 0 or -1 (reported).
+ */
+static int write_pair(EVP_PKEY *key, X509 *cert, const char *kpath, const char *cpath)
+{
+    size_t klen = 0, clen = 0;
+    char *kpem = tm_pki_key_pem(key, &klen), *cpem = tm_pki_cert_pem(cert, &clen);
+    int rc = -1;
+
+    if (kpem == NULL || cpem == NULL)
+        ctl_error("out of memory");
+    else if (write_new(kpath, kpem, klen, 0600) == 0) {
+        if (write_new(cpath, cpem, clen, 0644) == 0)
+            rc = 0;
+        else
+            unlink(kpath);
+    }
+    if (kpem != NULL) {
+        OPENSSL_cleanse(kpem, klen);
+        free(kpem);
+    }
+    free(cpem);
+    return rc;
+}
+
 /* Parses --days. Returns 0 or -1 (reported). */
 static int parse_days(const char *s, int64_t max, int *out)
 {
@@ -107,8 +133,6 @@ static int ca_init(struct ctl *c, int argc, char **argv)
     char cpath[600], kpath[600], err[TM_ERR_LEN], fp[TM_PKI_FINGERPRINT_LEN], when[TM_TIME_LEN];
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
-    char *kpem = NULL, *cpem = NULL;
-    size_t klen = 0, clen = 0;
     int days = 3650, opt, rc = 1;
     int64_t not_after = 0;
     struct stat st;
@@ -147,18 +171,8 @@ static int ca_init(struct ctl *c, int argc, char **argv)
         ctl_error("%s", err);
         goto out;
     }
-    kpem = tm_pki_key_pem(key, &klen);
-    cpem = tm_pki_cert_pem(cert, &clen);
-    if (kpem == NULL || cpem == NULL) {
-        ctl_error("out of memory");
+    if (write_pair(key, cert, kpath, cpath) != 0)
         goto out;
-    }
-    if (write_new(kpath, kpem, klen, 0600) != 0)
-        goto out;
-    if (write_new(cpath, cpem, clen, 0644) != 0) {
-        unlink(kpath);
-        goto out;
-    }
     tm_pki_fingerprint(cert, fp);
     tm_pki_not_after(cert, &not_after);
     tm_time_format(not_after, when, sizeof(when));
@@ -170,11 +184,6 @@ static int ca_init(struct ctl *c, int argc, char **argv)
             kpath);
     rc = 0;
 out:
-    if (kpem != NULL) {
-        OPENSSL_cleanse(kpem, klen);
-        free(kpem);
-    }
-    free(cpem);
     X509_free(cert);
     EVP_PKEY_free(key);
     return rc;
@@ -197,8 +206,6 @@ static int server_cert(struct ctl *c, int argc, char **argv)
     char cpath[600], kpath[600], err[TM_ERR_LEN], when[TM_TIME_LEN];
     X509 *ca = NULL, *cert = NULL;
     EVP_PKEY *ca_key = NULL, *key = NULL;
-    char *kpem = NULL, *cpem = NULL;
-    size_t klen = 0, clen = 0;
     int days = (int)c->cfg.cert_days, opt, rc = 1;
     int64_t not_after = 0;
 
@@ -238,29 +245,14 @@ static int server_cert(struct ctl *c, int argc, char **argv)
         ctl_error("%s", err);
         goto out;
     }
-    kpem = tm_pki_key_pem(key, &klen);
-    cpem = tm_pki_cert_pem(cert, &clen);
-    if (kpem == NULL || cpem == NULL) {
-        ctl_error("out of memory");
+    if (write_pair(key, cert, kpath, cpath) != 0)
         goto out;
-    }
-    if (write_new(kpath, kpem, klen, 0600) != 0)
-        goto out;
-    if (write_new(cpath, cpem, clen, 0644) != 0) {
-        unlink(kpath);
-        goto out;
-    }
     tm_pki_not_after(cert, &not_after);
     tm_time_format(not_after, when, sizeof(when));
     fprintf(c->out, "cert: %s\nkey: %s\nsubject: CN=%s\nnot_after: %s\n", cpath, kpath, dns[0],
             when);
     rc = 0;
 out:
-    if (kpem != NULL) {
-        OPENSSL_cleanse(kpem, klen);
-        free(kpem);
-    }
-    free(cpem);
     X509_free(cert);
     EVP_PKEY_free(key);
     X509_free(ca);
