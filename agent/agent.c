@@ -21,9 +21,9 @@
  * fold them. They are flushed at once instead of waiting for the flush timer.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <mbedtls/sha256.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,20 +93,26 @@ static void derive_id(struct agent *a, const struct tm_event *ev, char *out)
 {
     const struct line_origin *o = a->line_origin;
     uint64_t head[4] = {o->dev, o->ino, o->off, a->line_events++};
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32];
+    mbedtls_sha256_context ctx;
+    int r;
 
-    if (ctx == NULL || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(ctx, a->cfg->id, strlen(a->cfg->id) + 1) != 1 ||
-        EVP_DigestUpdate(ctx, head, sizeof(head)) != 1 ||
-        EVP_DigestUpdate(ctx, a->line, a->line_len) != 1 ||
-        EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen < 10) {
+    mbedtls_sha256_init(&ctx);
+    r = mbedtls_sha256_starts_ret(&ctx, 0);
+    if (r == 0)
+        r = mbedtls_sha256_update_ret(&ctx, (const unsigned char *)a->cfg->id,
+                                      strlen(a->cfg->id) + 1);
+    if (r == 0)
+        r = mbedtls_sha256_update_ret(&ctx, (const unsigned char *)head, sizeof(head));
+    if (r == 0)
+        r = mbedtls_sha256_update_ret(&ctx, (const unsigned char *)a->line, a->line_len);
+    if (r == 0)
+        r = mbedtls_sha256_finish_ret(&ctx, md);
+    mbedtls_sha256_free(&ctx);
+    if (r != 0)
         tm_id_new(out); /* no digest: a random id is still unique, only not stable */
-    } else {
+    else
         tm_id_from(ev->ts > 0 ? ev->ts : tm_time_now_ms(), md, out);
-    }
-    EVP_MD_CTX_free(ctx);
 }
 
 /* Identity, id and seq, then the spool. The event is final after this. */

@@ -19,9 +19,11 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <netinet/in.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/x509_crt.h>
+#include <mbedtls/x509_csr.h>
 #include <poll.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -38,6 +40,7 @@
 #include "tm/tm_file.h"
 #include "tm/tm_net.h"
 #include "tm/tm_pki.h"
+#include "tls.h"
 
 #define ENROLL_MAX_ANSWER (64 * 1024)
 #define ENROLL_MAX_TOKEN 256
@@ -108,7 +111,7 @@ static int read_token(struct enroll_opts *o)
         if (tm_file_read(o->token_file, 4096, false, &text, NULL, err) != 0)
             return fail("%s", err);
         rc = set_token(o, text, strcspn(text, "\r\n"));
-        OPENSSL_cleanse(text, strlen(text));
+        mbedtls_platform_zeroize(text, strlen(text));
         free(text);
         return rc;
     }
@@ -153,56 +156,33 @@ static int connect_to(const char *addr, int64_t timeout_ms)
     return fd;
 }
 
-static const char *ssl_reason(void)
-{
-    static char buf[256];
-    unsigned long e = ERR_get_error();
-
-    if (e == 0)
-        return "connection closed";
-    ERR_error_string_n(e, buf, sizeof(buf));
-    ERR_clear_error();
-    return buf;
-}
-
 /*
  * POSTs the request over TLS and reads the answer into *answer (NUL-terminated, malloc'd)
  * with its HTTP status. Returns 0 or -1 (reported).
  */
-static int exchange(const struct enroll_opts *o, const char *csr, size_t csrlen, int *status,
-                    char **answer)
+static int exchange(const struct enroll_opts *o, struct tls_client *tls, const char *csr,
+                    size_t csrlen, int *status, char **answer)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    SSL *ssl = NULL;
-    char head[1024], *buf = NULL, *body;
+    struct tls_conn *t = NULL;
+    char head[1024], name[256], why[TM_ERR_LEN], *buf = NULL, *body;
     size_t used = 0;
-    long vr;
-    int fd = -1, rc = -1, n;
+    int fd = -1, rc = -1, n, hr;
     int64_t clen = -1;
 
     *answer = NULL;
-    if (ctx == NULL)
-        return fail("cannot create a TLS context");
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (SSL_CTX_load_verify_locations(ctx, o->ca, NULL) != 1) {
-        fail("cannot load CA '%s': %s", o->ca, ssl_reason());
-        goto out;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if (ship_expected_name(o->collector, o->server_name, name, sizeof(name)) != 0)
+        return fail("--collector '%s': expected HOST:PORT", o->collector);
+    t = tls_conn_new(tls, name, why);
+    if (t == NULL)
+        return fail("cannot set up TLS to '%s': %s", o->collector, why);
     fd = connect_to(o->collector, o->timeout_ms);
     if (fd < 0)
         goto out;
-    ssl = SSL_new(ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1 ||
-        ship_tls_expect_name(ssl, o->collector, o->server_name) != 0) {
-        fail("cannot set up TLS to '%s'", o->collector);
-        goto out;
-    }
-    if (SSL_connect(ssl) != 1) {
-        vr = SSL_get_verify_result(ssl);
-        fail("TLS handshake with '%s' failed: %s", o->collector,
-             vr != X509_V_OK ? X509_verify_cert_error_string(vr) : ssl_reason());
+    tls_conn_use_fd(t, fd);
+    while ((hr = tls_conn_handshake(t, why, sizeof(why))) == TLS_AGAIN)
+        continue;
+    if (hr < 0) {
+        fail("TLS handshake with '%s' failed: %s", o->collector, why);
         goto out;
     }
     n = snprintf(head, sizeof(head),
@@ -210,13 +190,15 @@ static int exchange(const struct enroll_opts *o, const char *csr, size_t csrlen,
                  "Content-Type: application/pkcs10\r\nContent-Length: %zu\r\n"
                  "Connection: close\r\nUser-Agent: tm-agent/%s\r\n\r\n",
                  o->collector, o->token, csrlen, AGENT_VERSION);
-    if (n < 0 || (size_t)n >= sizeof(head) || SSL_write(ssl, head, n) != n ||
-        SSL_write(ssl, csr, (int)csrlen) != (int)csrlen) {
-        OPENSSL_cleanse(head, sizeof(head));
-        fail("cannot send the request to '%s': %s", o->collector, ssl_reason());
+    if (n < 0 || (size_t)n >= sizeof(head) ||
+        tls_conn_send(t, head, (size_t)n, why, sizeof(why)) != 0 ||
+        tls_conn_send(t, csr, csrlen, why, sizeof(why)) != 0) {
+        mbedtls_platform_zeroize(head, sizeof(head));
+        fail("cannot send the request to '%s': %s", o->collector,
+             n < 0 || (size_t)n >= sizeof(head) ? "too long" : why);
         goto out;
     }
-    OPENSSL_cleanse(head, sizeof(head));
+    mbedtls_platform_zeroize(head, sizeof(head));
     buf = malloc(ENROLL_MAX_ANSWER + 1);
     if (buf == NULL) {
         fail("out of memory");
@@ -224,8 +206,12 @@ static int exchange(const struct enroll_opts *o, const char *csr, size_t csrlen,
     }
     for (;;) {
         char *end;
-        n = SSL_read(ssl, buf + used, (int)(ENROLL_MAX_ANSWER - used));
-        if (n <= 0)
+        n = tls_conn_recv(t, buf + used, ENROLL_MAX_ANSWER - used, why, sizeof(why));
+        if (n < 0) {
+            fail("cannot read the answer of '%s': %s", o->collector, why);
+            goto out;
+        }
+        if (n == 0)
             break;
         used += (size_t)n;
         buf[used] = '\0';
@@ -252,13 +238,9 @@ static int exchange(const struct enroll_opts *o, const char *csr, size_t csrlen,
     rc = *answer != NULL ? 0 : fail("out of memory");
 out:
     free(buf);
-    if (ssl != NULL) {
-        SSL_shutdown(ssl);
-        SSL_free(ssl);
-    }
+    tls_conn_free(t);
     if (fd >= 0)
         close(fd);
-    SSL_CTX_free(ctx);
     return rc;
 }
 
@@ -334,19 +316,90 @@ static int check_out(struct enroll_opts *o)
     return 0;
 }
 
+/* Wipes and frees a PEM buffer of len bytes. */
+static void free_secret(char *pem, size_t len)
+{
+    if (pem != NULL) {
+        mbedtls_platform_zeroize(pem, len);
+        free(pem);
+    }
+}
+
+/*
+ * A new EC P-256 key pair in key, and the certificate request for it (subject CN = cn,
+ * signed with SHA-256) as PEM in *csr (malloc'd). Returns 0 or -1 (reported).
+ */
+static int make_request(struct tls_client *tls, mbedtls_pk_context *key, const char *cn, char **csr)
+{
+    mbedtls_x509write_csr req;
+    char subject[300];
+    int r;
+
+    *csr = NULL;
+    snprintf(subject, sizeof(subject), "CN=%s", cn);
+    mbedtls_x509write_csr_init(&req);
+    r = mbedtls_pk_setup(key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (r == 0)
+        r = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(*key), tls_client_random,
+                                tls);
+    if (r == 0)
+        r = mbedtls_x509write_csr_set_subject_name(&req, subject);
+    if (r == 0) {
+        mbedtls_x509write_csr_set_md_alg(&req, MBEDTLS_MD_SHA256);
+        mbedtls_x509write_csr_set_key(&req, key);
+        r = (*csr = calloc(1, TM_PKI_PEM_MAX)) == NULL ? MBEDTLS_ERR_PK_ALLOC_FAILED : 0;
+    }
+    if (r == 0)
+        r = mbedtls_x509write_csr_pem(&req, (unsigned char *)*csr, TM_PKI_PEM_MAX,
+                                      tls_client_random, tls);
+    mbedtls_x509write_csr_free(&req);
+    if (r != 0) {
+        free(*csr);
+        *csr = NULL;
+        return fail("cannot make the key and its certificate request (mbedTLS error -0x%04x)",
+                    (unsigned)-r);
+    }
+    return 0;
+}
+
+/* Does the PEM certificate hold key's public half? */
+static bool cert_matches(const char *pem, mbedtls_pk_context *key)
+{
+    mbedtls_x509_crt crt;
+    bool ok;
+
+    mbedtls_x509_crt_init(&crt);
+    ok = mbedtls_x509_crt_parse(&crt, (const unsigned char *)pem, strlen(pem) + 1) == 0 &&
+         mbedtls_pk_check_pair(&crt.pk, key) == 0;
+    mbedtls_x509_crt_free(&crt);
+    return ok;
+}
+
+/* The host name as a CN: letters, digits, '.', '-' and '_' kept, others made '-'. */
+static void host_cn(char *out, size_t outlen)
+{
+    if (gethostname(out, outlen - 1) != 0 || out[0] == '\0')
+        snprintf(out, outlen, "tm-agent");
+    out[outlen - 1] = '\0';
+    for (char *p = out; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            *p = '-';
+}
+
 static int run(struct enroll_opts *o)
 {
-    char capath[600], err[TM_ERR_LEN], paths[3][600], host[256] = "tm-agent";
+    char capath[600], err[TM_ERR_LEN], paths[3][600], host[256];
     char *ca_pem = NULL, *csr_pem = NULL, *key_pem = NULL, *answer = NULL;
-    size_t calen = 0, csrlen = 0, klen = 0;
-    EVP_PKEY *key = NULL;
-    X509_REQ *req = NULL;
-    X509 *ca = NULL, *cert = NULL;
+    size_t calen = 0;
+    struct tls_client *tls = NULL;
+    mbedtls_pk_context key;
     json_t *j = NULL;
     json_error_t je;
     const char *cert_pem;
     int status = 0, rc = 1;
 
+    mbedtls_pk_init(&key);
     if (o->ca == NULL) {
         snprintf(capath, sizeof(capath), "%s/ca.crt", o->out);
         o->ca = capath;
@@ -354,21 +407,15 @@ static int run(struct enroll_opts *o)
     if (read_token(o) != 0)
         return 2;
     if (tm_file_read(o->ca, TM_PKI_PEM_MAX, false, &ca_pem, &calen, err) != 0 ||
-        (ca = tm_pki_cert_parse(ca_pem, calen, err)) == NULL) {
+        (tls = tls_client_new(o->ca, NULL, NULL, err)) == NULL) {
         fail("--ca: %s", err);
         goto out;
     }
     if (check_out(o) != 0)
         goto out;
-    gethostname(host, sizeof(host) - 1);
-    key = tm_pki_key_new(err);
-    req = key != NULL ? tm_pki_csr_new(key, host, err) : NULL;
-    csr_pem = req != NULL ? tm_pki_csr_pem(req, &csrlen) : NULL;
-    if (csr_pem == NULL) {
-        fail("%s", err);
-        goto out;
-    }
-    if (exchange(o, csr_pem, csrlen, &status, &answer) != 0)
+    host_cn(host, sizeof(host));
+    if (make_request(tls, &key, host, &csr_pem) != 0 ||
+        exchange(o, tls, csr_pem, strlen(csr_pem), &status, &answer) != 0)
         goto out;
     j = json_loads(answer, 0, &je);
     if (status != 200) {
@@ -377,18 +424,22 @@ static int run(struct enroll_opts *o)
         goto out;
     }
     cert_pem = json_string_value(json_object_get(j, "cert"));
-    cert = cert_pem != NULL ? tm_pki_cert_parse(cert_pem, strlen(cert_pem), err) : NULL;
-    if (cert == NULL) {
+    if (cert_pem == NULL) {
         fail("the collector's answer holds no certificate");
         goto out;
     }
-    if (X509_check_private_key(cert, key) != 1) {
+    if (!cert_matches(cert_pem, &key)) {
         fail("the certificate the collector sent is not for the key made here");
         goto out;
     }
-    key_pem = tm_pki_key_pem(key, &klen);
+    key_pem = calloc(1, TM_PKI_PEM_MAX);
     if (key_pem == NULL ||
-        write_files(o, key_pem, klen, cert_pem, strlen(cert_pem), ca_pem, calen, paths) != 0)
+        mbedtls_pk_write_key_pem(&key, (unsigned char *)key_pem, TM_PKI_PEM_MAX) != 0) {
+        fail("cannot write the key as PEM");
+        goto out;
+    }
+    if (write_files(o, key_pem, strlen(key_pem), cert_pem, strlen(cert_pem), ca_pem, calen,
+                    paths) != 0)
         goto out;
     printf("enrolled: %s (operator %s, sector %s, region %s), valid until %s\n"
            "wrote %s, %s, %s\n"
@@ -401,19 +452,14 @@ static int run(struct enroll_opts *o)
            paths[2], paths[1], paths[0]);
     rc = 0;
 out:
-    OPENSSL_cleanse(o->token, sizeof(o->token));
-    if (key_pem != NULL) {
-        OPENSSL_cleanse(key_pem, klen);
-        free(key_pem);
-    }
+    mbedtls_platform_zeroize(o->token, sizeof(o->token));
+    free_secret(key_pem, TM_PKI_PEM_MAX);
     json_decref(j);
     free(answer);
     free(csr_pem);
     free(ca_pem);
-    X509_free(cert);
-    X509_free(ca);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
+    mbedtls_pk_free(&key);
+    tls_client_free(tls);
     return rc;
 }
 

@@ -22,6 +22,11 @@
  * never twice in a row while events wait. Collector names are resolved when connecting,
  * with tm_net_parse_addr's blocking getaddrinfo (addresses are usually IP literals).
  *
+ * TLS (tls.c, mbedTLS) sits between the shipper and the socket bufferevent: after the TCP
+ * connect the handshake runs as the collector's answers arrive, under the connect
+ * timeout, and only then is the connection up; windows are encrypted into the
+ * bufferevent's output, and what it reads is decrypted into tin before acks are parsed.
+ *
  * Memory is bounded: win_seqs has max_window_events slots; the J frames of one window
  * (at most max_window_bytes plus frame headers, or one event) are built in `plain`,
  * compressed into `wire` and moved into the bufferevent; input holds at most a partial
@@ -32,14 +37,10 @@
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,7 @@
 #include "tm/tm_lumberjack.h"
 #include "tm/tm_net.h"
 #include "tm/tm_time.h"
+#include "tls.h"
 
 #define MAX_WINDOW_EVENTS 100000
 #define MIN_WINDOW_BYTES 1024
@@ -66,10 +68,12 @@ struct ship {
     char collectors[SHIP_MAX_COLLECTORS][SHIP_ADDR_LEN];
     size_t ncollectors;
     size_t cur;
-    SSL_CTX *tls; /* NULL: plain TCP */
+    struct tls_client *tls; /* NULL: plain TCP */
 
     enum conn_state state;
-    struct bufferevent *bev;
+    struct bufferevent *bev;    /* the socket; over TLS it carries records */
+    struct tls_conn *tconn;     /* with tls: this connection's TLS state */
+    struct evbuffer *tin;       /* with tls: decrypted input, at most a partial ack */
     struct event *reconnect_ev; /* one-shot, the backoff */
     struct event *io_ev;        /* one-shot: connect/handshake timeout, then ack timeout */
     struct event *heartbeat_ev; /* persistent while connected */
@@ -155,51 +159,6 @@ static int addr_host(const char *addr, char *host, size_t hostlen)
     return 0;
 }
 
-static int ssl_err(char *err, const char *what, const char *path)
-{
-    char buf[256];
-
-    ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
-    ERR_clear_error();
-    return tm_err(err, "%s '%s': %s", what, path, buf);
-}
-
-static SSL_CTX *tls_client_ctx(const struct ship_config *cfg, char *err)
-{
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-
-    if (ctx == NULL) {
-        tm_err(err, "cannot create TLS context");
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_load_verify_locations(ctx, cfg->tls_ca, NULL) != 1) {
-        ssl_err(err, "cannot load CA", cfg->tls_ca);
-        goto fail;
-    }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    if (cfg->tls_cert != NULL && cfg->tls_cert[0] != '\0') {
-        if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1) {
-            ssl_err(err, "cannot load certificate", cfg->tls_cert);
-            goto fail;
-        }
-        if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1) {
-            ssl_err(err, "cannot load private key", cfg->tls_key);
-            goto fail;
-        }
-        if (SSL_CTX_check_private_key(ctx) != 1) {
-            ssl_err(err, "private key does not match certificate", cfg->tls_cert);
-            goto fail;
-        }
-    }
-    return ctx;
-fail:
-    SSL_CTX_free(ctx);
-    return NULL;
-}
-
 static int check_config(const struct ship_config *cfg, char *err)
 {
     char host[SHIP_ADDR_LEN];
@@ -281,10 +240,13 @@ static void arm_io(struct ship *s, uint32_t ms)
 
 static void drop_connection(struct ship *s)
 {
+    tls_conn_free(s->tconn);
+    s->tconn = NULL;
     if (s->bev != NULL) {
         bufferevent_free(s->bev);
         s->bev = NULL;
     }
+    evbuffer_drain(s->tin, evbuffer_get_length(s->tin));
     event_del(s->io_ev);
     event_del(s->heartbeat_ev);
     s->state = ST_WAITING;
@@ -334,41 +296,11 @@ static void conn_fail(struct ship *s, const char *fmt, ...)
     schedule_reconnect(s);
 }
 
-/* Describes why a bufferevent failed: OpenSSL's reason and the verify result, or errno. */
-static void describe_error(struct ship *s, struct bufferevent *bev, char *out, size_t outlen)
+/* Describes why the socket failed. */
+static void describe_error(char *out, size_t outlen)
 {
-    unsigned long e, last = 0;
     int sock_err = EVUTIL_SOCKET_ERROR();
 
-    if (s->tls != NULL) {
-        SSL *ssl = bufferevent_openssl_get_ssl(bev);
-        long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
-
-        while ((e = bufferevent_get_openssl_error(bev)) != 0)
-            last = e;
-        ERR_clear_error();
-        if (vr != X509_V_OK) {
-            snprintf(out, outlen, "certificate verify failed: %s",
-                     X509_verify_cert_error_string(vr));
-            return;
-        }
-        /*
-         * libevent stores SSL_get_error()'s code when OpenSSL queued no error of its own:
-         * the collector closed the TLS connection without a word, which is how it refuses
-         * a certificate its identity map does not know or has revoked.
-         */
-        if (last != 0 && ERR_GET_LIB(last) == 0 && sock_err == 0) {
-            snprintf(out, outlen,
-                     "the collector closed the TLS connection (TLS error %lu; if it "
-                     "persists: is this agent's certificate enrolled, or was it revoked?)",
-                     last);
-            return;
-        }
-        if (last != 0 && ERR_GET_LIB(last) != 0) {
-            ERR_error_string_n(last, out, outlen);
-            return;
-        }
-    }
     if (sock_err != 0)
         snprintf(out, outlen, "%s", evutil_socket_error_to_string(sock_err));
     else
@@ -422,6 +354,64 @@ static int on_ack(struct ship *s, uint32_t seq)
     return 0;
 }
 
+/* The connection is up (TCP, and TLS when on): windows may go. */
+static void on_connected(struct ship *s)
+{
+    s->state = ST_CONNECTED;
+    s->stats.connected = true;
+    event_del(s->io_ev);
+    if (s->cfg.heartbeat_interval_ms > 0) {
+        struct timeval tv = ms_tv(s->cfg.heartbeat_interval_ms);
+        event_add(s->heartbeat_ev, &tv);
+    }
+    tm_log_info("ship: connected to '%s'%s", current(s), s->tls != NULL ? " (tls)" : "");
+    pump(s);
+}
+
+/*
+ * Runs the TLS handshake as far as the input allows (the connect timeout still runs).
+ * Returns 0 while it goes on or once connected, -1 when it failed (connection closed).
+ */
+static int tls_step(struct ship *s)
+{
+    char why[TM_ERR_LEN];
+    int r = tls_conn_handshake(s->tconn, why, sizeof(why));
+
+    if (r == TLS_AGAIN)
+        return 0;
+    if (r < 0) {
+        conn_fail(s, "cannot connect to '%s' (tls): %s", current(s), why);
+        return -1;
+    }
+    on_connected(s);
+    return 0;
+}
+
+/* Decrypts what arrived into tin. Returns 0, or -1 when it closed the connection. */
+static int tls_input(struct ship *s)
+{
+    char buf[512], why[TM_ERR_LEN];
+    int n;
+
+    if (s->state == ST_CONNECTING && (tls_step(s) != 0 || s->state != ST_CONNECTED))
+        return -1;
+    while ((n = tls_conn_recv(s->tconn, buf, sizeof(buf), why, sizeof(why))) > 0)
+        if (evbuffer_add(s->tin, buf, (size_t)n) != 0) {
+            conn_fail(s, "collector '%s': out of memory", current(s));
+            return -1;
+        }
+    if (n == 0) {
+        conn_fail(s, "collector '%s' closed the connection%s", current(s),
+                  s->win_kind != WIN_NONE ? " with a window in flight" : "");
+        return -1;
+    }
+    if (n < 0 && n != TLS_AGAIN) {
+        conn_fail(s, "connection to '%s' failed: %s", current(s), why);
+        return -1;
+    }
+    return 0;
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
     struct ship *s = arg;
@@ -429,6 +419,11 @@ static void read_cb(struct bufferevent *bev, void *arg)
     uint8_t buf[TM_LJ_HEADER_ACK_LEN];
     uint32_t seq;
 
+    if (s->tconn != NULL) {
+        if (tls_input(s) != 0)
+            return;
+        in = s->tin;
+    }
     while (s->bev == bev) {
         size_t n = evbuffer_get_length(in);
         int r;
@@ -465,15 +460,15 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         int one = 1;
 
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        s->state = ST_CONNECTED;
-        s->stats.connected = true;
-        event_del(s->io_ev);
-        if (s->cfg.heartbeat_interval_ms > 0) {
-            struct timeval tv = ms_tv(s->cfg.heartbeat_interval_ms);
-            event_add(s->heartbeat_ev, &tv);
-        }
-        tm_log_info("ship: connected to '%s'%s", current(s), s->tls != NULL ? " (tls)" : "");
-        pump(s);
+        if (s->tconn != NULL)
+            tls_step(s); /* sends the hello; the rest comes with the collector's answers */
+        else
+            on_connected(s);
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && s->tconn != NULL && s->state == ST_CONNECTING) {
+        tls_conn_input_ended(s->tconn);
+        tls_step(s); /* fails, saying the collector closed the TLS connection */
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -482,7 +477,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (what & BEV_EVENT_ERROR) {
-        describe_error(s, bev, why, sizeof(why));
+        describe_error(why, sizeof(why));
         if (s->state == ST_CONNECTING)
             conn_fail(s, "cannot connect to '%s'%s: %s", current(s), s->tls != NULL ? " (tls)" : "",
                       why);
@@ -491,39 +486,22 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
 }
 
-int ship_tls_expect_name(SSL *ssl, const char *addr, const char *server_name)
+int ship_expected_name(const char *addr, const char *server_name, char *out, size_t outlen)
 {
-    char host[SHIP_ADDR_LEN];
-    const char *name = host;
-    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
-    unsigned char ip[sizeof(struct in6_addr)];
-
-    if (server_name != NULL && server_name[0] != '\0')
-        name = server_name;
-    else if (addr_host(addr, host, sizeof(host)) != 0)
-        return -1;
-    if (inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1)
-        return X509_VERIFY_PARAM_set1_ip_asc(param, name) == 1 ? 0 : -1;
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-    if (X509_VERIFY_PARAM_set1_host(param, name, 0) != 1)
-        return -1;
-    return SSL_set_tlsext_host_name(ssl, name) == 1 ? 0 : -1;
-}
-
-/* Sets the name the collector's certificate must carry (and SNI for DNS names). */
-static int tls_set_name(struct ship *s, SSL *ssl)
-{
-    if (!s->cfg.tls_verify_name)
+    if (server_name != NULL && server_name[0] != '\0') {
+        if (strlen(server_name) >= outlen)
+            return -1;
+        memcpy(out, server_name, strlen(server_name) + 1);
         return 0;
-    return ship_tls_expect_name(ssl, current(s), s->server_name);
+    }
+    return addr_host(addr, out, outlen);
 }
 
 static void connect_current(struct ship *s)
 {
     struct sockaddr_storage ss;
     socklen_t sslen = 0;
-    char err[TM_ERR_LEN];
-    SSL *ssl = NULL;
+    char err[TM_ERR_LEN], name[SHIP_ADDR_LEN];
 
     snprintf(s->stats.collector, sizeof(s->stats.collector), "%s", current(s));
     s->state = ST_CONNECTING;
@@ -531,22 +509,24 @@ static void connect_current(struct ship *s)
         conn_fail(s, "cannot connect to '%s': %s", current(s), err);
         return;
     }
-    if (s->tls != NULL) {
-        ssl = SSL_new(s->tls);
-        if (ssl == NULL || tls_set_name(s, ssl) != 0) {
-            SSL_free(ssl);
-            conn_fail(s, "cannot set up TLS for '%s'", current(s));
-            return;
-        }
-        /* Frees ssl itself when it fails (BEV_OPT_CLOSE_ON_FREE). */
-        s->bev = bufferevent_openssl_socket_new(s->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-                                                BEV_OPT_CLOSE_ON_FREE);
-    } else {
-        s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    }
+    s->bev = bufferevent_socket_new(s->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (s->bev == NULL) {
         conn_fail(s, "cannot create a connection to '%s'", current(s));
         return;
+    }
+    if (s->tls != NULL) {
+        bool check = s->cfg.tls_verify_name;
+        if (check && ship_expected_name(current(s), s->server_name, name, sizeof(name)) != 0) {
+            conn_fail(s, "cannot set up TLS for '%s': no name to expect", current(s));
+            return;
+        }
+        s->tconn = tls_conn_new(s->tls, check ? name : NULL, err);
+        if (s->tconn == NULL) {
+            conn_fail(s, "cannot set up TLS for '%s': %s", current(s), err);
+            return;
+        }
+        tls_conn_use_evbuffers(s->tconn, bufferevent_get_input(s->bev),
+                               bufferevent_get_output(s->bev));
     }
     bufferevent_setcb(s->bev, read_cb, NULL, event_cb, s);
     bufferevent_enable(s->bev, EV_READ | EV_WRITE);
@@ -603,13 +583,19 @@ static int window_event_cb(uint64_t seq, const char *data, size_t len, void *arg
 static int write_window(struct ship *s)
 {
     size_t len = evbuffer_get_length(s->plain);
+    char why[TM_ERR_LEN];
     int rc = -1;
 
     if (tm_lj_write_window(s->wire, s->win_count) != 0 ||
         tm_lj_write_compressed(s->wire, evbuffer_pullup(s->plain, -1), len,
-                               s->cfg.compression_level) != 0 ||
-        bufferevent_write_buffer(s->bev, s->wire) != 0) {
+                               s->cfg.compression_level) != 0) {
         conn_fail(s, "cannot queue a window for '%s': out of memory", current(s));
+        goto out;
+    }
+    if (s->tconn != NULL ? tls_conn_send_buffer(s->tconn, s->wire, why, sizeof(why)) != 0
+                         : bufferevent_write_buffer(s->bev, s->wire) != 0) {
+        conn_fail(s, "cannot queue a window for '%s': %s", current(s),
+                  s->tconn != NULL ? why : "out of memory");
         goto out;
     }
     arm_io(s, s->cfg.ack_timeout_ms);
@@ -803,17 +789,19 @@ struct ship *ship_create(struct event_base *base, struct spool *spool,
     s->win_seqs = calloc(cfg->max_window_events, sizeof(*s->win_seqs));
     s->plain = evbuffer_new();
     s->wire = evbuffer_new();
+    s->tin = evbuffer_new();
     s->reconnect_ev = event_new(base, -1, 0, reconnect_cb, s);
     s->io_ev = event_new(base, -1, 0, io_timeout_cb, s);
     s->heartbeat_ev = event_new(base, -1, EV_PERSIST, heartbeat_timer_cb, s);
     s->poll_ev = event_new(base, -1, EV_PERSIST, pump_cb, s);
     s->kick_ev = event_new(base, -1, 0, pump_cb, s);
     if (s->agent_id == NULL || s->version == NULL || s->server_name == NULL ||
-        s->win_seqs == NULL || s->plain == NULL || s->wire == NULL || s->reconnect_ev == NULL ||
-        s->io_ev == NULL || s->heartbeat_ev == NULL || s->poll_ev == NULL || s->kick_ev == NULL)
+        s->win_seqs == NULL || s->plain == NULL || s->wire == NULL || s->tin == NULL ||
+        s->reconnect_ev == NULL || s->io_ev == NULL || s->heartbeat_ev == NULL ||
+        s->poll_ev == NULL || s->kick_ev == NULL)
         goto oom;
     if (cfg->tls_ca != NULL && cfg->tls_ca[0] != '\0' &&
-        (s->tls = tls_client_ctx(cfg, err)) == NULL)
+        (s->tls = tls_client_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, err)) == NULL)
         goto fail;
     if (getrandom(&s->rng, sizeof(s->rng), GRND_NONBLOCK) != (ssize_t)sizeof(s->rng))
         s->rng = (uint64_t)tm_time_now_ms();
@@ -835,6 +823,7 @@ void ship_destroy(struct ship *s)
 {
     if (s == NULL)
         return;
+    tls_conn_free(s->tconn);
     if (s->bev != NULL)
         bufferevent_free(s->bev);
     if (s->kick_ev != NULL)
@@ -851,8 +840,9 @@ void ship_destroy(struct ship *s)
         evbuffer_free(s->wire);
     if (s->plain != NULL)
         evbuffer_free(s->plain);
-    if (s->tls != NULL)
-        SSL_CTX_free(s->tls);
+    if (s->tin != NULL)
+        evbuffer_free(s->tin);
+    tls_client_free(s->tls);
     free(s->win_seqs);
     free(s->server_name);
     free(s->version);

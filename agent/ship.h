@@ -14,7 +14,6 @@
 #ifndef TM_AGENT_SHIP_H
 #define TM_AGENT_SHIP_H
 
-#include <openssl/ssl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -127,11 +126,10 @@ void ship_get_stats(const struct ship *s, struct ship_stats *out);
 uint32_t ship_backoff_ms(uint32_t base_ms, uint32_t max_ms, unsigned failures, uint32_t rnd);
 
 /*
- * Makes ssl (a client connection) check that the collector's certificate names
- * server_name, or, when that is NULL or "", the host of addr ("host:port"): an IP SAN for
- * an IP literal, else a DNS SAN or the CN (also sent as SNI). Shared by the shipper and
- * `tm-agent enroll`. Returns 0 or -1.
+ * The name the collector's certificate must carry: server_name when set, else the host
+ * of addr ("host:port", "[v6]:port"). The shipper and `tm-agent enroll` both check it
+ * (tls.h says how). Returns 0, or -1 when it does not fit in out.
  */
-int ship_tls_expect_name(SSL *ssl, const char *addr, const char *server_name);
+int ship_expected_name(const char *addr, const char *server_name, char *out, size_t outlen);
 
 #endif

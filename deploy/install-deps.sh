@@ -6,9 +6,9 @@ set -euo pipefail
 
 packages=(
   # build
-  build-essential pkg-config clang llvm
+  build-essential pkg-config clang llvm lld
   libevent-dev librdkafka-dev zlib1g-dev libhiredis-dev libssl-dev
-  libjansson-dev libyajl-dev libinih-dev liblz4-dev libzstd-dev
+  libjansson-dev libyajl-dev libinih-dev liblz4-dev libzstd-dev libmbedtls-dev
   # test
   libcmocka-dev redis-server redis-tools kcat curl bsdutils gzip util-linux openssl python3
   # browser test (tests/e2e): Debian's chromium, driven by playwright-core from npm

@@ -3,8 +3,8 @@
 # binaries in BUILD_DIR ('make deb' runs it with OUT_DIR = BUILD_DIR/deb).
 #
 # Standard tools only, no debhelper: each package is staged in a scratch debian/PKG tree;
-# dpkg-shlibdeps computes the shared-library Depends of its binaries (none for a static
-# tm-agent, 'make AGENT_STATIC=1'), dpkg-gencontrol
+# dpkg-shlibdeps computes the shared-library Depends of its binaries (none for tm-agent,
+# which is linked statically unless 'make AGENT_STATIC='), dpkg-gencontrol
 # writes DEBIAN/control from deploy/debian/control (with Installed-Size), and
 # dpkg-deb --root-owner-group builds it (every file root:root, no fakeroot needed). The
 # maintainer scripts are deploy/debian/PKG.{postinst,prerm,postrm} with
@@ -83,7 +83,7 @@ maint() {
 finish() {
   local f
   mkdir -p "$pkgdir/DEBIAN"
-  # Statically linked binaries (make AGENT_STATIC=1) need no library packages.
+  # Statically linked binaries (tm-agent by default) need no library packages.
   local dyn=()
   for f in "$pkgdir"/usr/bin/*; do
     readelf -d "$f" | grep NEEDED >/dev/null && dyn+=("debian/$pkg/usr/bin/${f##*/}")

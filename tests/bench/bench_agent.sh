@@ -51,6 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
+. "$root/tests/bench/tls-pki.sh"
 now() { date +%s.%N; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
@@ -238,19 +239,7 @@ fi
 # FOOTPRINT_RATE lines/s appended to the file.
 rate_fp=${FOOTPRINT_RATE:-10000}
 secs_fp=${FOOTPRINT_SECONDS:-10}
-mkdir -p "$tmp/pki"
-(
-  cd "$tmp/pki"
-  ec() { openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "$@" 2>/dev/null; }
-  ec -x509 -days 2 -subj "/CN=bench CA" -keyout ca.key -out ca.crt
-  ec -subj /CN=collector.bench -keyout server.key -out server.csr
-  printf 'subjectAltName=IP:127.0.0.1\n' >server.ext
-  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -extfile server.ext -out server.crt 2>/dev/null
-  ec -subj /CN=agent.bench -keyout agent.key -out agent.csr
-  openssl x509 -req -in agent.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-    -out agent.crt 2>/dev/null
-)
+tls_pki "$tmp/pki" bench
 printf '[operator.bench-op]\nsector = energy\nregion = UA-30\ncerts = agent.bench\n' \
   >"$tmp/identities.ini"
 cat >"$tmp/collector-tls.ini" <<EOF

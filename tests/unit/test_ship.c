@@ -1271,6 +1271,18 @@ static void test_ship_tls_wrong_name_is_refused(void **state)
     expect_refused(fx, "certificate verify failed");
 }
 
+/* An IP literal must be one of the certificate's IP SANs (it names 127.0.0.1 only). */
+static void test_ship_tls_wrong_ip_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+
+    if (!pki.ok)
+        skip();
+    start_tls_server(fx);
+    fx->cfg.tls_server_name = "127.0.0.9";
+    expect_refused(fx, "certificate verify failed");
+}
+
 static bool failed_or_closed_twice(struct fixture *fx)
 {
     return stats_of(fx).reconnects >= 2;
@@ -1401,6 +1413,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_tls_checks_dns_name, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_ca_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_name_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_tls_wrong_ip_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_without_client_certificate_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_handshake_timeout, setup, teardown),
