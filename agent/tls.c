@@ -35,6 +35,17 @@
 /* The iPAddress choice of GeneralName: context-specific, primitive, tag 7 (RFC 5280). */
 #define SAN_IP_TAG (MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7)
 
+/* Forward secrecy and AEAD only, as the collectors' OpenSSL defaults offer them. */
+static const int ciphersuites[] = {
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    MBEDTLS_TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+    0,
+};
+
 struct tls_client {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
@@ -96,6 +107,7 @@ struct tls_client *tls_client_new(const char *ca_file, const char *cert_file, co
     }
     mbedtls_ssl_conf_min_version(&c->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3); /* TLS 1.2 */
+    mbedtls_ssl_conf_ciphersuites(&c->conf, ciphersuites);
     mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
     mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &c->drbg);
@@ -271,12 +283,17 @@ static void describe(struct tls_conn *t, int ret, char *why, size_t whylen)
             if (buf[i] == '\n')
                 buf[i] = i + 1 < n ? ';' : '\0';
         snprintf(why, whylen, "certificate verify failed: %s", buf);
-    } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE || ret == MBEDTLS_ERR_SSL_CONN_EOF) {
+    } else if (ret == MBEDTLS_ERR_SSL_CONN_EOF) {
         /* How a collector refuses a certificate it does not trust or has revoked. */
         snprintf(why, whylen,
-                 "the collector %s the TLS connection (if it persists: is this agent's "
-                 "certificate enrolled, or was it revoked?)",
-                 ret == MBEDTLS_ERR_SSL_CONN_EOF ? "closed" : "refused");
+                 "the collector closed the TLS connection (if it persists: is this agent's "
+                 "certificate enrolled, or was it revoked?)");
+    } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
+        /* mbedTLS 2.28 keeps the record it failed on: [level, description]. */
+        snprintf(why, whylen,
+                 "the collector sent TLS alert %d (no TLS version or cipher in common, or it "
+                 "does not accept this agent's certificate)",
+                 t->ssl.in_msg != NULL ? t->ssl.in_msg[1] : -1);
     } else if (ret == MBEDTLS_ERR_SSL_TIMEOUT) {
         snprintf(why, whylen, "timed out");
     } else {

@@ -4,7 +4,8 @@
  *
  * A tls_client holds what every connection shares: the pinned CA (the only trust anchor),
  * the agent's own certificate and key (optional), and a seeded random generator. TLS 1.2
- * or later, the peer's certificate is always checked against the CA, renegotiation is off.
+ * with ECDHE and AES-GCM or ChaCha20-Poly1305 only, the peer's certificate always checked
+ * against the CA, renegotiation off.
  *
  * A tls_conn is one connection. Its records travel either through two evbuffers (the
  * socket bufferevent's input and output: the shipper, on the event loop) or over a

@@ -9,8 +9,10 @@
 # with a client certificate to a local tm-collector, a file input with a few hundred
 # events of each parsed format, shipping, heartbeats, idle time and a SIGTERM. Every
 # function callgrind saw run is written to OUT (default agent/layout.order), one per
-# line, in the order the profile lists them. The link accepts a stale list: functions
-# no longer there are skipped, new ones land after the listed ones.
+# line, sorted (all of them run at start or soon after, so their order among themselves
+# matters little, and a sorted list changes little from one run to the next). The link
+# accepts a stale list: functions no longer there are skipped, new ones land after the
+# listed ones.
 set -eu
 build=$(cd "${1:-build}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -102,5 +104,5 @@ awk '
     if ($0 ~ /^fn=/ && !(id in ran)) { ran[id] = 1; order[n++] = id }
   }
   END { for (i = 0; i < n; i++) if (order[i] in names) print names[order[i]] }
-' "$tmp/callgrind.out" | awk '!seen[$0]++' >"$out"
+' "$tmp/callgrind.out" | LC_ALL=C sort -u >"$out"
 echo "agent-layout: $(wc -l <"$out") functions -> $out"

@@ -71,6 +71,15 @@ put_bin() {
   strip --remove-section=.comment --remove-section=.note "$pkgdir/usr/bin/$1"
 }
 
+# The archives a static tm-agent links (the Makefile's AGENT_STATIC_LIBS, and libc and
+# libgcc), as "source (= version)" of the -dev packages that hold them.
+agent_static_devs=(libc6-dev libgcc-12-dev libevent-dev libjansson-dev libyajl-dev libinih-dev
+  zlib1g-dev libmbedtls-dev)
+static_built_using() {
+  dpkg-query -W -f='${source:Package} (= ${source:Version})\n' "${agent_static_devs[@]}" |
+    LC_ALL=C sort -u | paste -sd, | sed 's/,/, /g'
+}
+
 # maint SCRIPT: deploy/debian/PKG.SCRIPT as DEBIAN/SCRIPT, maint-lib.sh put in.
 maint() {
   awk -v lib="$src/deploy/debian/maint-lib.sh" \
@@ -93,6 +102,11 @@ finish() {
   else
     echo "shlibs:Depends=" >"$work/debian/$pkg.substvars"
   fi
+  # Static-Built-Using names the source packages whose archives a static binary holds (a
+  # fix in one of them needs a rebuilt package); empty, dpkg-gencontrol drops the field.
+  if [ "$pkg" = tm-agent ] && [ ${#dyn[@]} -eq 0 ]; then
+    echo "static:Built-Using=$(static_built_using)" >>"$work/debian/$pkg.substvars"
+  fi
   (cd "$work" && dpkg-gencontrol -p"$pkg" -P"debian/$pkg" -T"debian/$pkg.substvars")
   : >"$pkgdir/DEBIAN/conffiles"
   for f in "$@"; do
@@ -109,9 +123,18 @@ finish() {
   gzip -9n <"$work/debian/changelog" >"$pkgdir/usr/share/doc/$pkg/changelog.gz"
   chmod 0644 "$pkgdir/usr/share/doc/$pkg/changelog.gz"
   mkdir -p "$pkgdir/usr/share/lintian/overrides"
-  for f in "$@"; do
-    echo "$pkg: non-standard-file-perm 0640 != 0644 [${f#/}]"
-  done >"$pkgdir/usr/share/lintian/overrides/$pkg"
+  {
+    for f in "$@"; do
+      echo "$pkg: non-standard-file-perm 0640 != 0644 [${f#/}]"
+    done
+    # A static tm-agent is meant (its RSS targets: docs/agent.md, "Footprint"), and
+    # Static-Built-Using names what it holds.
+    if [ "$pkg" = tm-agent ] && [ ${#dyn[@]} -eq 0 ]; then
+      echo "$pkg: statically-linked-binary [usr/bin/tm-agent]"
+      echo "$pkg: unknown-field Static-Built-Using" # dpkg knows it; bookworm's lintian not yet
+      for l in mbedtls zlib; do echo "$pkg: embedded-library $l [usr/bin/tm-agent]"; done
+    fi
+  } >"$pkgdir/usr/share/lintian/overrides/$pkg"
   chmod 0644 "$pkgdir/usr/share/lintian/overrides/$pkg"
   (cd "$pkgdir" && find . -type f ! -path './DEBIAN/*' -printf '%P\n' | LC_ALL=C sort |
     xargs -d '\n' md5sum >DEBIAN/md5sums)

@@ -332,7 +332,7 @@ echo
 printf '%-16s %10s %8s %8s %10s %9s  %s\n' "run" "lines/s" "wall s" "cpu s" \
   "cpu s/100k" "peak MB" "delivered"
 for r in "${rows[@]}"; do echo "$r"; done
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 linking=static
 readelf -d "$build/tm-agent" 2>/dev/null | grep -q NEEDED && linking=dynamic
 echo "tm-agent footprint (file input, TLS with a client certificate, $linking binary), MiB:"

@@ -107,10 +107,22 @@ test_packages_control_fields() {
     done
   done
   d=$(dpkg-deb -f "$agent_deb" Depends)
-  # dpkg-shlibdeps names what the binary links, --as-needed keeps it small.
-  for p in libc6 libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libjansson4 libinih1 zlib1g passwd; do
-    expect_has "tm-agent Depends" "$d" "$p" || return 1
-  done
+  if readelf -d "$TM_BUILD/tm-agent" | grep -q NEEDED; then
+    # make AGENT_STATIC=: dpkg-shlibdeps names what the binary links (--as-needed).
+    for p in libc6 libevent-2.1-7 libmbedtls14 libjansson4 libinih1 zlib1g passwd; do
+      expect_has "tm-agent Depends" "$d" "$p" || return 1
+    done
+    expect_eq "tm-agent Static-Built-Using" "$(dpkg-deb -f "$agent_deb" Static-Built-Using)" "" ||
+      return 1
+  else
+    # The default static tm-agent: no library packages, and the sources it holds named.
+    expect_eq "tm-agent Depends" "$d" "passwd" || return 1
+    d=$(dpkg-deb -f "$agent_deb" Static-Built-Using)
+    for p in "glibc (= " "libevent (= " "mbedtls (= " "zlib (= " "jansson (= " "yajl (= "; do
+      expect_has "tm-agent Static-Built-Using" "$d" "$p" || return 1
+    done
+  fi
+  expect_lacks "tm-agent Depends" "$d" libssl || return 1
   expect_lacks "tm-agent Depends" "$d" librdkafka || return 1
   expect_lacks "tm-agent Depends" "$d" hiredis || return 1
   d=$(dpkg-deb -f "$server_deb" Depends)

@@ -1283,6 +1283,19 @@ static void test_ship_tls_wrong_ip_is_refused(void **state)
     expect_refused(fx, "certificate verify failed");
 }
 
+/* Only ECDHE with an AEAD cipher: a collector offering CBC suites alone is refused. */
+static void test_ship_tls_weak_cipher_is_refused(void **state)
+{
+    struct fixture *fx = *state;
+
+    if (!pki.ok)
+        skip();
+    start_tls_server(fx);
+    assert_int_equal(SSL_CTX_set_max_proto_version(fx->server_tls, TLS1_2_VERSION), 1);
+    assert_int_equal(SSL_CTX_set_cipher_list(fx->server_tls, "ECDHE-ECDSA-AES128-SHA256"), 1);
+    expect_refused(fx, "no TLS version or cipher in common");
+}
+
 static bool failed_or_closed_twice(struct fixture *fx)
 {
     return stats_of(fx).reconnects >= 2;
@@ -1414,6 +1427,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_ca_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_name_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_ip_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_tls_weak_cipher_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_without_client_certificate_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_handshake_timeout, setup, teardown),
