@@ -34,7 +34,6 @@
  */
 #include "ship.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -387,7 +386,10 @@ static int tls_step(struct ship *s)
     return 0;
 }
 
-/* Decrypts what arrived into tin. Returns 0, or -1 when it closed the connection. */
+/*
+ * Runs the handshake on, or decrypts what arrived into tin. Returns 0 when tin may hold
+ * acks, -1 when the handshake still waits for the collector or the connection was closed.
+ */
 static int tls_input(struct ship *s)
 {
     char buf[512], why[TM_ERR_LEN];
@@ -488,12 +490,8 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 
 int ship_expected_name(const char *addr, const char *server_name, char *out, size_t outlen)
 {
-    if (server_name != NULL && server_name[0] != '\0') {
-        if (strlen(server_name) >= outlen)
-            return -1;
-        memcpy(out, server_name, strlen(server_name) + 1);
-        return 0;
-    }
+    if (server_name != NULL && server_name[0] != '\0')
+        return tm_strlcpy(out, server_name, outlen);
     return addr_host(addr, out, outlen);
 }
 
