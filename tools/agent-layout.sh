@@ -18,16 +18,9 @@ build=$(cd "${1:-build}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${2:-$root/agent/layout.order}
 command -v valgrind >/dev/null || { echo "agent-layout: valgrind is not installed" >&2; exit 1; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-agent-layout.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/../tests/bench/lib.sh"
+bench_setup agent-layout
 
-. "$root/tests/bench/tls-pki.sh"
 tls_pki "$tmp" layout
 "$build/tm-devkafka" --partitions 2 >"$tmp/kafka.out" 2>"$tmp/kafka.log" &
 pids+=($!)

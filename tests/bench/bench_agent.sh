@@ -41,19 +41,9 @@ set -eu
 build=$(cd "${1:-build}" && pwd)
 n=${BENCH_LINES:-200000}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench-agent.XXXXXX")
+. "$(dirname "$0")/lib.sh"
+bench_setup bench-agent
 hz=$(getconf CLK_TCK)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-. "$root/tests/bench/tls-pki.sh"
-now() { date +%s.%N; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # sample PID: sets s_ticks (utime + stime), s_hwm and s_rss (kB) from /proc, builtins only
 # (no fork while a measured process runs). Returns 1 once the process is gone.

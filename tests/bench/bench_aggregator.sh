@@ -22,19 +22,11 @@ set -eu
 build=$(cd "${1:-build}" && pwd)
 n=${BENCH_EVENTS:-120000}
 parts=6
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench-agg.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_setup bench-agg
 
-now() { date +%s.%N; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 # Sum of calls in INFO commandstats; $1 = a regexp of command names, or '' for all.
 calls() { rcli INFO commandstats | tr -d '\r' | awk -F'[:=,]' -v re="${1:-.}" \

@@ -19,19 +19,11 @@ n=${BENCH_EVENTS:-1000000}
 workers=${BENCH_WORKERS:-2}
 conns=${BENCH_CONNECTIONS:-8}
 root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_setup bench
 
-now() { date +%s.%N; }
 cpu_s() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 hwm_mb() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 end_offsets() { # topic -> sum of the partitions' end offsets
   local topic=$1 parts sum=0 p o
   parts=$(kcat -L -b "$bootstrap" -t "$topic" 2>/dev/null | sed -n 's/.*with \([0-9]*\) partitions.*/\1/p')

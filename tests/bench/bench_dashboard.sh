@@ -18,19 +18,12 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 rate=${BENCH_RATE:-1000}
 seconds=${BENCH_SECONDS:-10}
 wrk_seconds=${BENCH_WRK_SECONDS:-10}
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench-dash.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_setup bench-dash
 
 for tool in wrk redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "bench_dashboard: '$tool' not found (deploy/install-deps.sh)"; exit 1; }
 done
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_line() { # FILE PREFIX: the rest of the first line starting with PREFIX, within 10 s
   for _ in $(seq 100); do
     v=$(sed -n "s/^$2//p" "$1" 2>/dev/null | head -n 1)

@@ -23,16 +23,9 @@ days=${BENCH_DAYS:-3}
 nsectors=${BENCH_SECTORS:-24}
 nsources=${BENCH_SOURCES:-3000}
 parts=6
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-bench-mem.XXXXXX")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$(dirname "$0")/lib.sh"
+bench_setup bench-mem
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rcli() { redis-cli -h 127.0.0.1 -p "$rport" "$@"; }
 
 "$build/tm-devkafka" --partitions "$parts" >"$tmp/kafka.out" 2>"$tmp/kafka.log" &

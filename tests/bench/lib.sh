@@ -1,5 +1,22 @@
-# tls-pki.sh - sourced by tests/bench/bench_agent.sh and tools/agent-layout.sh.
-#
+# lib.sh - sourced by the benchmarks (tests/bench/bench_*.sh) and tools/agent-layout.sh.
+
+# bench_setup NAME: tmp, a fresh directory under TMPDIR; pids, the processes started (add
+# each one's PID); on exit every one of them is ended by its PID and tmp is removed.
+bench_setup() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/tm-$1.XXXXXX")
+  pids=()
+  trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+
+now() { date +%s.%N; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
 # tls_pki DIR NAME: a throwaway PKI in DIR, made with the openssl command line: ca.crt
 # and ca.key ("NAME CA"), server.crt and server.key for a collector on 127.0.0.1 (IP SAN),
 # agent.crt and agent.key for the client certificate "agent.NAME". All EC P-256, valid
