@@ -270,6 +270,25 @@ void tls_conn_free(struct tls_conn *t)
     free(t);
 }
 
+/* What a fatal alert from the collector most likely means (RFC 5246, 7.2). */
+static const char *alert_reason(int alert)
+{
+    switch (alert) {
+    case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
+        return "this agent's certificate is revoked: ask the CERT for a new one";
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
+        return "this agent's certificate has expired";
+    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
+    case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
+    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA:
+    case MBEDTLS_SSL_ALERT_MSG_NO_CERT:
+        return "it does not accept this agent's certificate: is it signed by the collectors' CA?";
+    default:
+        return "no TLS version or cipher in common, or it does not accept this agent's "
+               "certificate";
+    }
+}
+
 /* Why ret ended the connection, in words an operator can act on. */
 static void describe(struct tls_conn *t, int ret, char *why, size_t whylen)
 {
@@ -290,10 +309,8 @@ static void describe(struct tls_conn *t, int ret, char *why, size_t whylen)
                  "certificate enrolled, or was it revoked?)");
     } else if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE) {
         /* mbedTLS 2.28 keeps the record it failed on: [level, description]. */
-        snprintf(why, whylen,
-                 "the collector sent TLS alert %d (no TLS version or cipher in common, or it "
-                 "does not accept this agent's certificate)",
-                 t->ssl.in_msg != NULL ? t->ssl.in_msg[1] : -1);
+        int alert = t->ssl.in_msg != NULL ? t->ssl.in_msg[1] : -1;
+        snprintf(why, whylen, "the collector sent TLS alert %d (%s)", alert, alert_reason(alert));
     } else if (ret == MBEDTLS_ERR_SSL_TIMEOUT) {
         snprintf(why, whylen, "timed out");
     } else {

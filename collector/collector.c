@@ -68,6 +68,42 @@ int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr
     return rc;
 }
 
+/*
+ * The TLS listeners' verify callback, on the client's own certificate once it chains to
+ * the CA: a name in the map's [revoked] list fails the handshake, and OpenSSL sends the
+ * "certificate revoked" alert, so the agent is told why rather than cut off after it.
+ */
+static int verify_not_revoked(int ok, X509_STORE_CTX *x)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(x, SSL_get_ex_data_X509_STORE_CTX_idx());
+    struct collector *c = ssl != NULL ? SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)) : NULL;
+    X509 *cert = X509_STORE_CTX_get_current_cert(x);
+    char names[TLS_MAX_NAMES][TLS_NAME_LEN];
+    struct identity ignored;
+    int n;
+
+    if (!ok || c == NULL || cert == NULL || X509_STORE_CTX_get_error_depth(x) != 0)
+        return ok;
+    n = tls_cert_names(cert, names, TLS_MAX_NAMES);
+    for (int i = 0; i < n; i++)
+        if (collector_identify(c, names[i], NULL, &ignored) == IDENTITY_REVOKED) {
+            tm_log_warn("tls: certificate '%s' is revoked: refused in the handshake", names[i]);
+            X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
+            return 0;
+        }
+    return 1;
+}
+
+void collector_tls_refuse_revoked(struct collector *c, SSL_CTX *ctx)
+{
+    int mode = SSL_CTX_get_verify_mode(ctx);
+
+    if (mode == SSL_VERIFY_NONE)
+        return;
+    SSL_CTX_set_app_data(ctx, c);
+    SSL_CTX_set_verify(ctx, mode, verify_not_revoked);
+}
+
 int collector_identify_token(struct collector *c, const char *token, struct identity *out)
 {
     int rc;

@@ -178,6 +178,14 @@ int collector_identify_token(struct collector *c, const char *token, struct iden
 int collector_identify_conn(struct collector *c, SSL *ssl, const struct sockaddr *peer,
                             const char *listener, const char *peer_text, struct identity *out);
 
+/*
+ * Makes ctx's handshakes fail for a client certificate with a name in the identity map's
+ * [revoked] list (OpenSSL's "certificate revoked" alert), read at each handshake, so a
+ * SIGHUP takes effect from the next one. Does nothing when ctx does not ask for client
+ * certificates.
+ */
+void collector_tls_refuse_revoked(struct collector *c, SSL_CTX *ctx);
+
 /* Connection accounting (acceptor admits, worker releases). */
 bool collector_conn_admit(struct collector *c, const struct sockaddr *peer);
 void collector_conn_release(struct collector *c, const struct sockaddr *peer);

@@ -189,6 +189,7 @@ static int setup(struct app *a, char *err)
                                        cfg->tls_require_client_cert, err);
         if (c->tls == NULL)
             return -1;
+        collector_tls_refuse_revoked(c, c->tls);
     } else if (cfg->lumberjack_tls || cfg->syslog_tls) {
         return tm_err(err, "[lumberjack] or [syslog] tls = true needs [tls] cert and key");
     }

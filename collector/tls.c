@@ -64,13 +64,19 @@ fail:
 int tls_peer_names(SSL *ssl, char names[][TLS_NAME_LEN], int max)
 {
     X509 *peer = SSL_get1_peer_certificate(ssl);
+    int n = 0;
+
+    if (peer != NULL && SSL_get_verify_result(ssl) == X509_V_OK)
+        n = tls_cert_names(peer, names, max);
+    X509_free(peer);
+    return n;
+}
+
+int tls_cert_names(X509 *peer, char names[][TLS_NAME_LEN], int max)
+{
     GENERAL_NAMES *sans;
     int n = 0;
 
-    if (peer == NULL || SSL_get_verify_result(ssl) != X509_V_OK) {
-        X509_free(peer);
-        return 0;
-    }
     sans = X509_get_ext_d2i(peer, NID_subject_alt_name, NULL, NULL);
     for (int i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans) && n < max; i++) {
         const GENERAL_NAME *g = sk_GENERAL_NAME_value(sans, i);
@@ -94,6 +100,5 @@ int tls_peer_names(SSL *ssl, char names[][TLS_NAME_LEN], int max)
         if (len > 0 && (size_t)len == strlen(names[n]))
             n++;
     }
-    X509_free(peer);
     return n;
 }

@@ -21,5 +21,7 @@ SSL_CTX *tls_server_ctx_create(const char *cert, const char *key, const char *ca
 
 /* Fills up to max names of the verified peer certificate. Returns how many (0: none). */
 int tls_peer_names(SSL *ssl, char names[][TLS_NAME_LEN], int max);
+/* The same for a certificate (that the caller has verified). */
+int tls_cert_names(X509 *cert, char names[][TLS_NAME_LEN], int max);
 
 #endif

@@ -1296,6 +1296,29 @@ static void test_ship_tls_weak_cipher_is_refused(void **state)
     expect_refused(fx, "no TLS version or cipher in common");
 }
 
+/* The test collector's verify callback: every client certificate is revoked. */
+static int revoke_every_client(int ok, X509_STORE_CTX *x)
+{
+    if (ok && X509_STORE_CTX_get_error_depth(x) == 0) {
+        X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
+        return 0;
+    }
+    return ok;
+}
+
+/* A collector that refuses the certificate in the handshake: the agent says why. */
+static void test_ship_tls_revoked_certificate_is_named(void **state)
+{
+    struct fixture *fx = *state;
+
+    if (!pki.ok)
+        skip();
+    start_tls_server(fx);
+    SSL_CTX_set_verify(fx->server_tls, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                       revoke_every_client);
+    expect_refused(fx, "TLS alert 44 (this agent's certificate is revoked");
+}
+
 static bool failed_or_closed_twice(struct fixture *fx)
 {
     return stats_of(fx).reconnects >= 2;
@@ -1428,6 +1451,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_name_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_wrong_ip_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_weak_cipher_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ship_tls_revoked_certificate_is_named, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_without_client_certificate_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ship_tls_handshake_timeout, setup, teardown),
