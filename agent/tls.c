@@ -25,6 +25,7 @@
 #include <mbedtls/x509_crt.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,12 +294,15 @@ static const char *alert_reason(int alert)
 static void describe(struct tls_conn *t, int ret, char *why, size_t whylen)
 {
     char buf[512];
-    size_t n;
 
     if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-        n = (size_t)mbedtls_x509_crt_verify_info(buf, sizeof(buf), "",
-                                                 mbedtls_ssl_get_verify_result(&t->ssl));
-        for (size_t i = 0; i < n && i < sizeof(buf); i++)
+        uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+        int n = mbedtls_x509_crt_verify_info(buf, sizeof(buf), "", flags);
+
+        if (n <= 0) /* more reasons than fit */
+            n = snprintf(buf, sizeof(buf), "verify flags 0x%x", (unsigned)flags);
+        /* One line per reason: "A\nB\n" becomes "A;B". */
+        for (int i = 0; i < n && buf[i] != '\0'; i++)
             if (buf[i] == '\n')
                 buf[i] = i + 1 < n ? ';' : '\0';
         snprintf(why, whylen, "certificate verify failed: %s", buf);
