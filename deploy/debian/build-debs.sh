@@ -102,9 +102,11 @@ finish() {
   else
     echo "shlibs:Depends=" >"$work/debian/$pkg.substvars"
   fi
+  local static_agent=false # a tm-agent linked statically (the default build)
+  [ "$pkg" = tm-agent ] && [ ${#dyn[@]} -eq 0 ] && static_agent=true
   # Static-Built-Using names the source packages whose archives a static binary holds (a
   # fix in one of them needs a rebuilt package); empty, dpkg-gencontrol drops the field.
-  if [ "$pkg" = tm-agent ] && [ ${#dyn[@]} -eq 0 ]; then
+  if $static_agent; then
     echo "static:Built-Using=$(static_built_using)" >>"$work/debian/$pkg.substvars"
   fi
   (cd "$work" && dpkg-gencontrol -p"$pkg" -P"debian/$pkg" -T"debian/$pkg.substvars")
@@ -129,7 +131,7 @@ finish() {
     done
     # A static tm-agent is meant (its RSS targets: docs/agent.md, "Footprint"), and
     # Static-Built-Using names what it holds.
-    if [ "$pkg" = tm-agent ] && [ ${#dyn[@]} -eq 0 ]; then
+    if $static_agent; then
       echo "$pkg: statically-linked-binary [usr/bin/tm-agent]"
       echo "$pkg: unknown-field Static-Built-Using" # dpkg knows it; bookworm's lintian not yet
       for l in mbedtls zlib; do echo "$pkg: embedded-library $l [usr/bin/tm-agent]"; done
